@@ -1,0 +1,45 @@
+use clap::Parser;
+use cmux_proxy::{config, server};
+use std::process::exit;
+
+fn main() {
+    env_logger::Builder::from_env(
+        env_logger::Env::default().default_filter_or("warn,cmux_proxy=info"),
+    )
+    .init();
+
+    let cli = config::Cli::parse();
+    let loaded = match config::load(&cli) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            eprintln!("cmux-proxy: {e}");
+            exit(2);
+        }
+    };
+    if cli.pingora.test {
+        let listen: Vec<String> = loaded
+            .settings
+            .listen
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        println!(
+            "cmux-proxy: configuration OK (listen {})",
+            listen.join(", ")
+        );
+        exit(0);
+    }
+    // On an upgrade the sockets come from the running instance, so they are in use.
+    if !cli.pingora.upgrade {
+        if let Err(e) = server::check_listen_addresses(&loaded.settings.listen) {
+            eprintln!("cmux-proxy: {e}");
+            exit(1);
+        }
+    }
+    log::info!(
+        "listening on {:?}, default upstream host {}",
+        loaded.settings.listen,
+        loaded.settings.upstream_host_name
+    );
+    server::build(&cli, loaded).run_forever();
+}
