@@ -83,7 +83,7 @@ pub async fn serve(mut client: Stream, settings: &TunnelSettings) -> Option<Tunn
     let target = match head.target {
         Ok(t) => t,
         Err(e) => {
-            let _ = write_all_flush(&mut client, &raw_response(&e.into(), head.format)).await;
+            answer_and_close(&mut client, &raw_response(&e.into(), head.format)).await;
             return None;
         }
     };
@@ -93,7 +93,7 @@ pub async fn serve(mut client: Stream, settings: &TunnelSettings) -> Option<Tunn
         Err(kind) => {
             let err = ProxyError::new(kind, &target);
             log::debug!("CONNECT {}: {}", target.describe(), err.message());
-            let _ = write_all_flush(&mut client, &raw_response(&err, head.format)).await;
+            answer_and_close(&mut client, &raw_response(&err, head.format)).await;
             return None;
         }
     };
@@ -153,7 +153,30 @@ async fn reject(client: &mut Stream, e: HeadError) {
         "HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
-    let _ = write_all_flush(client, response.as_bytes()).await;
+    answer_and_close(client, response.as_bytes()).await;
+}
+
+/// Writes a final response, then closes gently: half-close and discard what the client
+/// is still sending for a moment, so that unread bytes do not turn the close into a
+/// reset that destroys the response before the client reads it.
+async fn answer_and_close(client: &mut Stream, response: &[u8]) {
+    const LINGER: Duration = Duration::from_secs(1);
+    const LINGER_BYTES: usize = 1 << 20;
+    if write_all_flush(client, response).await.is_err() {
+        return;
+    }
+    let _ = client.shutdown().await;
+    let _ = tokio::time::timeout(LINGER, async {
+        let mut sink = [0u8; 8192];
+        let mut drained = 0;
+        while drained < LINGER_BYTES {
+            match client.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => drained += n,
+            }
+        }
+    })
+    .await;
 }
 
 /// Reads until the end of the request head (`\r\n\r\n`), at most `MAX_HEAD_BYTES`.

@@ -1,0 +1,121 @@
+//! Start-up: bad settings stop the proxy with one clear line, never a panic.
+
+mod common;
+
+use common::*;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Runs the binary to completion (bounded), with a clean environment for our variables.
+fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut child = Command::new(PROXY_BIN)
+        .args(args)
+        .env_remove("CMUX_LISTEN")
+        .env_remove("CMUX_UPSTREAM_HOST")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("cmux-proxy {args:?} did not exit");
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+fn write_conf(text: &str) -> String {
+    let dir = tempdir();
+    let path = dir.join("conf.yaml");
+    std::fs::write(&path, text).unwrap();
+    path.to_string_lossy().to_string()
+}
+
+#[test]
+fn bad_listen_address_exits_2_with_one_line() {
+    let out = run(&["--listen", "localhost:80"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("invalid listen address \"localhost:80\""),
+        "{err}"
+    );
+    // The same through the environment.
+    let out = run(&[], &[("CMUX_LISTEN", "127.0.0.1:1,nope")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("\"nope\""));
+}
+
+#[test]
+fn unknown_key_in_our_section_exits_2() {
+    let conf =
+        write_conf("version: 1\ncmux_proxy:\n  listen: [\"127.0.0.1:1\"]\n  upstream_hots: x\n");
+    let out = run(&["-c", &conf], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("upstream_hots"), "{err}");
+}
+
+#[test]
+fn test_flag_validates_the_conf() {
+    let good = write_conf("version: 1\nthreads: 1\ncmux_proxy:\n  listen: [\"127.0.0.1:18089\"]\n  connect_timeout_ms: 100\n");
+    let out = run(&["-t", "-c", &good], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let bad = write_conf("version: 1\ncmux_proxy:\n  listen: [\"127.0.0.1\"]\n");
+    let out = run(&["-t", "-c", &bad], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("\"127.0.0.1\""));
+    let out = run(&["-t", "-c", "/nonexistent/cmux.yaml"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("/nonexistent/cmux.yaml"));
+}
+
+#[test]
+fn port_in_use_is_reported_without_a_panic() {
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = held.local_addr().unwrap().to_string();
+    let out = run(&["--listen", &addr], &[]);
+    assert_ne!(out.status.code(), Some(0));
+    let err = stderr(&out);
+    assert!(err.contains(&addr) && err.contains("in use"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn flags_win_over_environment_over_conf() {
+    let flag_port = free_port();
+    let conf = write_conf(&format!(
+        "version: 1\ncmux_proxy:\n  listen: [\"127.0.0.1:{}\"]\n",
+        free_port()
+    ));
+    let env_listen = format!("127.0.0.1:{}", free_port());
+    let flag_listen = format!("127.0.0.1:{flag_port}");
+    let out = run(
+        &["-t", "-c", &conf, "--listen", &flag_listen],
+        &[("CMUX_LISTEN", &env_listen)],
+    );
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(text.contains(&flag_listen), "{text}");
+    let out = run(&["-t", "-c", &conf], &[("CMUX_LISTEN", &env_listen)]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(text.contains(&env_listen), "{text}");
+}
+
+#[test]
+fn version_flag() {
+    let out = run(&["--version"], &[]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("cmux-proxy "));
+}

@@ -1,0 +1,195 @@
+//! CONNECT tunnels on the proxy's one listener, with a raw TCP client.
+
+mod common;
+
+use common::*;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+fn connect_head(port: &str, extra: &str) -> String {
+    format!(
+        "CONNECT ignored.example:443 HTTP/1.1\r\nHost: ignored.example:443\r\nX-Cmux-Port-Internal: {port}\r\n{extra}\r\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn echo_with_early_data_and_half_close() {
+    let echo = tcp_echo().await;
+    let proxy = Proxy::start(&[]);
+    let mut s = TcpStream::connect(proxy.addr).await.unwrap();
+    // The head and the first tunnel bytes in one write: the early bytes must not be lost.
+    let mut first = connect_head(&echo.port().to_string(), "").into_bytes();
+    first.extend_from_slice(b"early-bytes|");
+    s.write_all(&first).await.unwrap();
+    let head = read_head(&mut s).await;
+    assert_eq!(head, "HTTP/1.1 200 Connection Established\r\n\r\n");
+    s.write_all(b"later-bytes").await.unwrap();
+    // Half-close: the echo server sees EOF, echoes what it had and closes its side.
+    s.shutdown().await.unwrap();
+    let rest = read_to_end(&mut s).await;
+    assert_eq!(rest, b"early-bytes|later-bytes");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn four_mib_both_ways_in_order() {
+    const SIZE: usize = 4 << 20;
+    let echo = tcp_echo().await;
+    let proxy = Proxy::start(&[]);
+    let mut s = TcpStream::connect(proxy.addr).await.unwrap();
+    s.write_all(connect_head(&echo.port().to_string(), "").as_bytes())
+        .await
+        .unwrap();
+    assert!(read_head(&mut s).await.starts_with("HTTP/1.1 200 "));
+    let data = pattern(SIZE);
+    let (mut r, mut w) = s.into_split();
+    let sent = data.clone();
+    let writer = tokio::spawn(async move {
+        w.write_all(&sent).await.unwrap();
+        w.shutdown().await.unwrap();
+    });
+    let mut got = Vec::with_capacity(SIZE);
+    tokio::time::timeout(Duration::from_secs(30), r.read_to_end(&mut got))
+        .await
+        .expect("echo in time")
+        .unwrap();
+    writer.await.unwrap();
+    assert_eq!(got.len(), SIZE);
+    assert_eq!(sha256_hex(&got), sha256_hex(&data));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connect_after_get_on_one_keepalive_connection() {
+    let up = Upstream::start().await;
+    let echo = tcp_echo().await;
+    let proxy = Proxy::start(&[]);
+    let mut s = TcpStream::connect(proxy.addr).await.unwrap();
+    s.write_all(
+        format!(
+            "GET /download/5 HTTP/1.1\r\nHost: x\r\nX-Cmux-Port-Internal: {}\r\n\r\n",
+            up.port()
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let head = read_head(&mut s).await;
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+    let mut body = [0u8; 5];
+    s.read_exact(&mut body).await.unwrap();
+    assert_eq!(body, [0, 1, 2, 3, 4]);
+
+    s.write_all(connect_head(&echo.port().to_string(), "").as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(
+        read_head(&mut s).await,
+        "HTTP/1.1 200 Connection Established\r\n\r\n"
+    );
+    s.write_all(b"ping").await.unwrap();
+    let mut back = [0u8; 4];
+    tokio::time::timeout(Duration::from_secs(10), s.read_exact(&mut back))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&back, b"ping");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn workspace_connect() {
+    let up = Upstream::start_on("127.18.1.44".parse().unwrap()).await; // workspace-300
+    let proxy = Proxy::start(&[]);
+    let mut s = TcpStream::connect(proxy.addr).await.unwrap();
+    s.write_all(
+        connect_head(&up.port(), "X-Cmux-Workspace-Internal: workspace-300\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    assert!(read_head(&mut s).await.starts_with("HTTP/1.1 200 "));
+    // Speak HTTP through the tunnel to the workspace's server.
+    s.write_all(b"GET /echo HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let reply = String::from_utf8(read_to_end(&mut s).await).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 200 OK"), "{reply}");
+    assert!(
+        reply.contains(&format!("X-Upstream: {}", up.addr)),
+        "{reply}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refused_target_gets_a_real_502_never_200_first() {
+    let proxy = Proxy::start(&[]);
+    let port = free_port().to_string();
+    let mut s = TcpStream::connect(proxy.addr).await.unwrap();
+    s.write_all(connect_head(&port, "").as_bytes())
+        .await
+        .unwrap();
+    let reply = String::from_utf8(read_to_end(&mut s).await).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 502 "), "{reply}");
+    assert!(!reply.contains(" 200 "), "{reply}");
+    assert!(
+        reply.contains("Content-Type: text/plain; charset=utf-8"),
+        "{reply}"
+    );
+    assert!(reply.contains(&format!("127.0.0.1:{port}")), "{reply}");
+    let (head, body) = reply.split_once("\r\n\r\n").unwrap();
+    assert_eq!(
+        header_values(head, "content-length"),
+        vec![body.len().to_string()]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connect_errors_match_http_errors() {
+    let proxy = Proxy::start(&[]);
+    for (headers, status) in [
+        ("", "400"),
+        ("X-Cmux-Port-Internal: 0\r\n", "400"),
+        (
+            "X-Cmux-Port-Internal: 1\r\nX-Cmux-Workspace-Internal: bad name!\r\n",
+            "400",
+        ),
+    ] {
+        let mut s = TcpStream::connect(proxy.addr).await.unwrap();
+        s.write_all(format!("CONNECT x:1 HTTP/1.1\r\n{headers}\r\n").as_bytes())
+            .await
+            .unwrap();
+        let reply = String::from_utf8(read_to_end(&mut s).await).unwrap();
+        assert!(reply.starts_with(&format!("HTTP/1.1 {status} ")), "{reply}");
+    }
+    // JSON when asked, as for HTTP.
+    let mut s = TcpStream::connect(proxy.addr).await.unwrap();
+    s.write_all(b"CONNECT x:1 HTTP/1.1\r\nAccept: application/json\r\n\r\n")
+        .await
+        .unwrap();
+    let reply = String::from_utf8(read_to_end(&mut s).await).unwrap();
+    let body = reply.split_once("\r\n\r\n").unwrap().1;
+    let v: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(v["code"], "missing_port");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn oversized_connect_head_is_refused() {
+    let proxy = Proxy::start(&[]);
+    let mut s = TcpStream::connect(proxy.addr).await.unwrap();
+    let filler = format!("X-Filler: {}\r\n", "a".repeat(1000)).repeat(100);
+    let _ = s
+        .write_all(format!("CONNECT x:1 HTTP/1.1\r\n{filler}\r\n").as_bytes())
+        .await;
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 4096];
+    // Read what arrives until the proxy closes (a reset after the answer is tolerated).
+    let _ = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Ok(n) = s.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            reply.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await;
+    let reply = String::from_utf8_lossy(&reply).to_string();
+    assert!(reply.starts_with("HTTP/1.1 431 "), "{reply}");
+}

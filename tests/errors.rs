@@ -1,0 +1,289 @@
+//! Error responses and bad input: every error is a complete response, and the listener
+//! keeps serving good requests afterwards.
+
+mod common;
+
+use common::*;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+
+/// Asserts a response is a complete error: status, text body, length matching.
+fn assert_error(status: u16, head: &str, body: &[u8], want: u16, needle: &str) {
+    assert_eq!(status, want, "{head}");
+    assert_eq!(
+        header_values(head, "content-type"),
+        vec!["text/plain; charset=utf-8"],
+        "{head}"
+    );
+    assert_eq!(
+        header_values(head, "content-length"),
+        vec![body.len().to_string()]
+    );
+    let text = String::from_utf8_lossy(body);
+    assert_eq!(text.lines().count(), 1, "one line: {text:?}");
+    assert!(text.contains(needle), "{needle:?} not in {text:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_port_values_get_400_naming_the_header() {
+    let up = Upstream::start().await;
+    let proxy = Proxy::start(&[]);
+    let url = proxy.url("/echo");
+    let cases: Vec<Vec<String>> = vec![
+        vec![],
+        vec!["X-Cmux-Port-Internal: 0".into()],
+        vec!["X-Cmux-Port-Internal: 65536".into()],
+        vec!["X-Cmux-Port-Internal: 99999999999999999999".into()],
+        vec!["X-Cmux-Port-Internal: -1".into()],
+        vec!["X-Cmux-Port-Internal: +80".into()],
+        vec!["X-Cmux-Port-Internal: 80a".into()],
+        vec!["X-Cmux-Port-Internal: 0x50".into()],
+        vec!["X-Cmux-Port-Internal: 8 0".into()],
+        vec!["X-Cmux-Port-Internal;".into()], // curl: empty value
+        vec![
+            "X-Cmux-Port-Internal: 3000".into(),
+            "X-Cmux-Port-Internal: 3001".into(),
+        ],
+    ];
+    for headers in cases {
+        let mut args: Vec<String> = Vec::new();
+        for h in &headers {
+            args.push("-H".into());
+            args.push(h.clone());
+        }
+        args.push(url.clone());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (status, head, body) = tokio::task::block_in_place(|| curl_full(&args));
+        assert_error(status, &head, &body, 400, "X-Cmux-Port-Internal");
+    }
+    // Leading zeros and surrounding blanks are fine, and so are repeated equal values.
+    for value in ["00", "  "] {
+        let h = format!("X-Cmux-Port-Internal: {value}{}", up.port());
+        let (status, _, _) = tokio::task::block_in_place(|| curl_full(&["-H", &h, "-H", &h, &url]));
+        assert_eq!(status, 200, "{h}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refused_workspace_names_get_400() {
+    let proxy = Proxy::start(&[]);
+    for name in [
+        "workspace-0",
+        "workspace-65536",
+        "bad name!",
+        "/root/",
+        "ws\u{e9}",
+    ] {
+        let (status, head, body) = tokio::task::block_in_place(|| {
+            curl_full(&[
+                "-H",
+                "X-Cmux-Port-Internal: 3000",
+                "-H",
+                &format!("X-Cmux-Workspace-Internal: {name}"),
+                &proxy.url("/"),
+            ])
+        });
+        assert_error(status, &head, &body, 400, "workspace");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refused_port_gets_502_naming_host_port_and_workspace() {
+    let proxy = Proxy::start(&[]);
+    let port = free_port();
+    let (status, head, body) = tokio::task::block_in_place(|| {
+        curl_full(&[
+            "-H",
+            &format!("X-Cmux-Port-Internal: {port}"),
+            "-H",
+            "X-Cmux-Workspace-Internal: workspace-9",
+            &proxy.url("/"),
+        ])
+    });
+    assert_error(
+        status,
+        &head,
+        &body,
+        502,
+        &format!("127.18.0.9:{port} (workspace-9)"),
+    );
+    // The JSON form carries the same facts.
+    let (status, head, body) = tokio::task::block_in_place(|| {
+        curl_full(&[
+            "-H",
+            &format!("X-Cmux-Port-Internal: {port}"),
+            "-H",
+            "Accept: application/json",
+            &proxy.url("/"),
+        ])
+    });
+    assert_eq!(status, 502);
+    assert_eq!(
+        header_values(&head, "content-type"),
+        vec!["application/json"]
+    );
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["code"], "port_closed");
+    assert_eq!(v["status"], 502);
+    assert_eq!(v["target"], format!("127.0.0.1:{port}"));
+}
+
+/// A listening socket whose accept queue is full: new SYNs get no answer, so a connect
+/// to it hangs until the connector gives up. Checked here before it is relied on.
+async fn unanswering_target() -> (
+    std::net::SocketAddr,
+    Vec<TcpStream>,
+    tokio::net::TcpListener,
+) {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(0).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..2 {
+        if let Ok(Ok(s)) =
+            tokio::time::timeout(Duration::from_millis(300), TcpStream::connect(addr)).await
+        {
+            fillers.push(s);
+        }
+    }
+    let probe = tokio::time::timeout(Duration::from_millis(300), TcpStream::connect(addr)).await;
+    assert!(probe.is_err(), "the full-backlog trick does not hold here");
+    (addr, fillers, listener)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connect_timeout_gets_504_for_http_and_connect() {
+    let (addr, _fillers, _listener) = unanswering_target().await;
+    let proxy = Proxy::start(&["--connect-timeout-ms", "500"]);
+    let start = Instant::now();
+    let (status, head, body) = tokio::task::block_in_place(|| {
+        curl_full(&[
+            "-H",
+            &format!("X-Cmux-Port-Internal: {}", addr.port()),
+            &proxy.url("/"),
+        ])
+    });
+    assert_error(status, &head, &body, 504, &addr.to_string());
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+
+    let mut s = TcpStream::connect(proxy.addr).await.unwrap();
+    s.write_all(
+        format!(
+            "CONNECT x:1 HTTP/1.1\r\nX-Cmux-Port-Internal: {}\r\n\r\n",
+            addr.port()
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let reply = String::from_utf8(read_to_end(&mut s).await).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 504 "), "{reply}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn upstream_that_closes_or_sends_garbage_gets_502() {
+    let up = Upstream::start().await;
+    let proxy = Proxy::start(&[]);
+    for path in ["/close", "/garbage"] {
+        let (status, head, body) = tokio::task::block_in_place(|| {
+            curl_full(&[
+                "-H",
+                &format!("X-Cmux-Port-Internal: {}", up.port()),
+                &proxy.url(path),
+            ])
+        });
+        assert_error(status, &head, &body, 502, &up.addr.to_string());
+    }
+}
+
+/// Sends raw bytes on a new connection and returns what came back before close.
+async fn raw_exchange(proxy: &Proxy, bytes: &[u8]) -> String {
+    let mut s = TcpStream::connect(proxy.addr).await.unwrap();
+    let _ = s.write_all(bytes).await;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    let _ = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Ok(n) = s.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await;
+    String::from_utf8_lossy(&out).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn malformed_requests_never_take_the_listener_down() {
+    let up = Upstream::start().await;
+    let proxy = Proxy::start(&[]);
+    let long_line = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(200_000));
+    let huge_headers = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\n{}\r\n",
+        format!("X-Big: {}\r\n", "b".repeat(8000)).repeat(200)
+    );
+    let bad: Vec<Vec<u8>> = vec![
+        b"garbage garbage garbage\r\n\r\n".to_vec(),
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03".to_vec(), // a TLS ClientHello start
+        b"GET / HTTP/1.1\r\nHost: x\r\nBad Header Line\r\n\r\n".to_vec(),
+        b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n".to_vec(),
+        b"GET".to_vec(),
+        long_line.into_bytes(),
+        huge_headers.into_bytes(),
+    ];
+    for bytes in &bad {
+        let reply = raw_exchange(&proxy, bytes).await;
+        // Either a 4xx or a plain close: never a 2xx, never a hang.
+        assert!(
+            reply.is_empty() || reply.starts_with("HTTP/1.1 4"),
+            "{:?} -> {reply:?}",
+            String::from_utf8_lossy(&bytes[..bytes.len().min(40)])
+        );
+        let (status, _, _) = tokio::task::block_in_place(|| {
+            curl_full(&[
+                "-H",
+                &format!("X-Cmux-Port-Internal: {}", up.port()),
+                &proxy.url("/echo"),
+            ])
+        });
+        assert_eq!(status, 200, "good request after bad input");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn client_that_disappears_mid_download_leaves_others_served() {
+    let up = Upstream::start().await;
+    let proxy = Proxy::start(&[]);
+    for _ in 0..5 {
+        let mut s = TcpStream::connect(proxy.addr).await.unwrap();
+        s.write_all(
+            format!(
+                "GET /download/{} HTTP/1.1\r\nHost: x\r\nX-Cmux-Port-Internal: {}\r\n\r\n",
+                64 << 20,
+                up.port()
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+        let mut buf = [0u8; 65536];
+        let _ = s.read(&mut buf).await;
+        drop(s);
+    }
+    let (status, _, body) = tokio::task::block_in_place(|| {
+        curl_full(&[
+            "-H",
+            &format!("X-Cmux-Port-Internal: {}", up.port()),
+            &proxy.url("/download/1000"),
+        ])
+    });
+    assert_eq!(status, 200);
+    assert_eq!(body, pattern(1000));
+}

@@ -1,0 +1,324 @@
+//! Plain HTTP through the proxy: routing, forwarded headers, streaming bodies, pooling.
+
+mod common;
+
+use common::*;
+use std::io::Write;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+fn body_text(body: &[u8]) -> String {
+    String::from_utf8_lossy(body).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn methods_are_routed_by_port_header() {
+    let up = Upstream::start().await;
+    let proxy = Proxy::start(&[]);
+    let port = format!("X-Cmux-Port-Internal: {}", up.port());
+    for method in ["GET", "POST", "PUT", "DELETE"] {
+        let (status, head, body) = tokio::task::block_in_place(|| {
+            curl_full(&[
+                "-X",
+                method,
+                "-H",
+                &port,
+                "--data-binary",
+                "payload-bytes",
+                &proxy.url("/echo?q=1&r=2"),
+            ])
+        });
+        assert_eq!(status, 200, "{method}: {head}");
+        let text = body_text(&body);
+        assert!(
+            text.starts_with(&format!("{method} /echo?q=1&r=2\n")),
+            "{method}: {text}"
+        );
+        assert!(text.ends_with("\n\npayload-bytes"), "{method}: {text}");
+        assert_eq!(
+            header_values(&head, "x-upstream"),
+            vec![up.addr.to_string()]
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn routing_headers_are_removed_and_forwarded_headers_set() {
+    let up = Upstream::start().await;
+    let proxy = Proxy::start(&[]);
+    let (status, _, body) = tokio::task::block_in_place(|| {
+        curl_full(&[
+            "-H",
+            &format!("x-cmux-PORT-internal: {}", up.port()),
+            "-H",
+            "X-Forwarded-For: 203.0.113.9",
+            "-H",
+            "X-Custom: one",
+            "-H",
+            "X-Custom: two",
+            "-H",
+            "Connection: keep-alive, X-Drop-Me",
+            "-H",
+            "X-Drop-Me: secret",
+            "-H",
+            "Keep-Alive: timeout=5",
+            "-H",
+            "Proxy-Authorization: Basic Zm9vOmJhcg==",
+            "-H",
+            "TE: trailers",
+            &proxy.url("/echo"),
+        ])
+    });
+    assert_eq!(status, 200);
+    let text = body_text(&body).to_ascii_lowercase();
+    assert!(!text.contains("x-cmux-port-internal"), "{text}");
+    assert!(!text.contains("x-cmux-workspace-internal"), "{text}");
+    assert!(
+        text.contains("x-forwarded-for: 203.0.113.9, 127.0.0.1\n"),
+        "{text}"
+    );
+    assert!(text.contains("x-forwarded-proto: http\n"), "{text}");
+    assert!(
+        text.contains(&format!("x-forwarded-host: {}\n", proxy.addr)),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("host: {}\n", proxy.addr)),
+        "Host kept as sent: {text}"
+    );
+    let custom = text.find("x-custom: one\n").expect("first value");
+    let second = text.find("x-custom: two\n").expect("second value");
+    assert!(custom < second, "order kept: {text}");
+    for hop in [
+        "x-drop-me",
+        "keep-alive",
+        "proxy-authorization",
+        "\nte:",
+        "connection:",
+    ] {
+        assert!(!text.contains(hop), "{hop} leaked upstream: {text}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn repeated_response_headers_are_kept_and_hop_by_hop_dropped() {
+    let up = Upstream::start().await;
+    let proxy = Proxy::start(&[]);
+    let (status, head, _) = tokio::task::block_in_place(|| {
+        curl_full(&[
+            "-H",
+            &format!("X-Cmux-Port-Internal: {}", up.port()),
+            &proxy.url("/cookies"),
+        ])
+    });
+    assert_eq!(status, 200);
+    assert_eq!(
+        header_values(&head, "set-cookie"),
+        vec!["a=1; Path=/", "b=2; Path=/"]
+    );
+    assert_eq!(header_values(&head, "x-end-to-end"), vec!["kept"]);
+    for hop in ["keep-alive", "x-hop-secret", "proxy-authenticate"] {
+        assert!(header_values(&head, hop).is_empty(), "{hop} leaked: {head}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn workspace_routing_numeric_and_hashed() {
+    // Any 127/8 address binds on Linux without setup.
+    let ws7 = Upstream::start_on("127.18.0.7".parse().unwrap()).await;
+    let hashed = Upstream::start_on("127.18.64.9".parse().unwrap()).await; // "my-app"
+    let proxy = Proxy::start(&[]);
+    for (ws, up) in [
+        ("workspace-7", &ws7),
+        ("my-app", &hashed),
+        ("/root/workspace-7", &ws7),
+    ] {
+        let (status, head, _) = tokio::task::block_in_place(|| {
+            curl_full(&[
+                "-H",
+                &format!("X-Cmux-Port-Internal: {}", up.port()),
+                "-H",
+                &format!("X-Cmux-Workspace-Internal: {ws}"),
+                &proxy.url("/echo"),
+            ])
+        });
+        assert_eq!(status, 200, "{ws}");
+        assert_eq!(
+            header_values(&head, "x-upstream"),
+            vec![up.addr.to_string()]
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn host_subdomain_routing() {
+    let ws7 = Upstream::start_on("127.18.0.7".parse().unwrap()).await;
+    let proxy = Proxy::start(&[]);
+    let host = format!("workspace-7-{}.localhost", ws7.port());
+    // Both a Host header and curl's --resolve (no name lookup leaves the machine).
+    let resolve = format!("{host}:{}:127.0.0.1", proxy.addr.port());
+    let url = format!("http://{host}:{}/echo", proxy.addr.port());
+    for args in [
+        vec![
+            "-H".to_string(),
+            format!("Host: {host}"),
+            proxy.url("/echo"),
+        ],
+        vec!["--resolve".to_string(), resolve, url],
+    ] {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (status, head, body) = tokio::task::block_in_place(|| curl_full(&args));
+        assert_eq!(status, 200, "{head}");
+        assert_eq!(
+            header_values(&head, "x-upstream"),
+            vec![ws7.addr.to_string()]
+        );
+        assert!(body_text(&body).to_ascii_lowercase().contains(&host));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn large_upload_and_download_stream_intact() {
+    const SIZE: usize = 32 << 20;
+    let up = Upstream::start().await;
+    let proxy = Proxy::start(&[]);
+    let dir = tempdir();
+    let data = pattern(SIZE);
+    let file = dir.join("upload.bin");
+    std::fs::File::create(&file)
+        .unwrap()
+        .write_all(&data)
+        .unwrap();
+    let port = format!("X-Cmux-Port-Internal: {}", up.port());
+    let upload_arg = format!("@{}", file.display());
+    // Content-Length upload, then chunked upload.
+    for extra in [None, Some("Transfer-Encoding: chunked")] {
+        let mut args = vec!["-H", &port, "--data-binary", &upload_arg];
+        if let Some(h) = extra {
+            args.extend(["-H", h]);
+        }
+        let url = proxy.url("/upload");
+        args.push(&url);
+        let (status, _, body) = tokio::task::block_in_place(|| curl_full(&args));
+        assert_eq!(status, 200);
+        assert_eq!(body_text(&body), format!("{SIZE} {}", sha256_hex(&data)));
+    }
+    let (status, head, body) = tokio::task::block_in_place(|| {
+        curl_full(&["-H", &port, &proxy.url(&format!("/download/{SIZE}"))])
+    });
+    assert_eq!(status, 200);
+    assert_eq!(
+        header_values(&head, "content-length"),
+        vec![SIZE.to_string()]
+    );
+    assert_eq!(body.len(), SIZE);
+    assert_eq!(sha256_hex(&body), sha256_hex(&data));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn server_sent_events_arrive_as_written() {
+    let up = Upstream::start().await;
+    let proxy = Proxy::start(&[]);
+    let mut s = TcpStream::connect(proxy.addr).await.unwrap();
+    let start = Instant::now();
+    s.write_all(
+        format!(
+            "GET /sse HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\nX-Cmux-Port-Internal: {}\r\n\r\n",
+            up.port()
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    let mut first_at = None;
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let n = s.read(&mut buf).await.unwrap();
+            assert!(
+                n > 0,
+                "stream ended early: {}",
+                String::from_utf8_lossy(&seen)
+            );
+            seen.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&seen);
+            if first_at.is_none() && text.contains("data: first") {
+                first_at = Some(start.elapsed());
+            }
+            if text.contains("data: second") && text.ends_with("0\r\n\r\n") {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("SSE stream in time");
+    let first = first_at.expect("first event");
+    let total = start.elapsed();
+    assert!(
+        first < Duration::from_millis(800),
+        "first event after {first:?}"
+    );
+    assert!(
+        total >= Duration::from_millis(1400),
+        "stream ended at {total:?}"
+    );
+    let text = String::from_utf8_lossy(&seen);
+    assert!(text.contains("text/event-stream"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn upstream_connections_are_pooled() {
+    let up = Upstream::start().await;
+    let proxy = Proxy::start(&[]);
+    let port = format!("X-Cmux-Port-Internal: {}", up.port());
+    // Three rounds of 20 requests, each round a new client connection.
+    for _ in 0..3 {
+        let urls: Vec<String> = (0..20).map(|i| proxy.url(&format!("/echo?{i}"))).collect();
+        let mut args = vec!["-H", port.as_str(), "-o", "/dev/null"];
+        for u in &urls {
+            args.push(u);
+            args.push("-o");
+            args.push("/dev/null");
+        }
+        args.pop();
+        args.pop();
+        let out = tokio::task::block_in_place(|| curl(&args));
+        assert!(out.status.success(), "{out:?}");
+    }
+    let accepted = up.stats.accepted.load(Ordering::SeqCst);
+    assert!(
+        accepted <= 2,
+        "60 requests opened {accepted} upstream connections"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn head_response_has_no_body() {
+    let up = Upstream::start().await;
+    let proxy = Proxy::start(&[]);
+    let (status, head, body) = tokio::task::block_in_place(|| {
+        curl_full(&[
+            "-I",
+            "-H",
+            &format!("X-Cmux-Port-Internal: {}", up.port()),
+            &proxy.url("/download/100"),
+        ])
+    });
+    assert_eq!(status, 200, "{head}");
+    assert_eq!(header_values(&head, "content-length"), vec!["100"]);
+    // curl -I prints the head as its output: no body bytes may follow it.
+    assert!(String::from_utf8_lossy(&body).ends_with("\r\n\r\n"));
+    // The pooled upstream connection is still in step for the next request.
+    let (status, _, body) = tokio::task::block_in_place(|| {
+        curl_full(&[
+            "-H",
+            &format!("X-Cmux-Port-Internal: {}", up.port()),
+            &proxy.url("/download/7"),
+        ])
+    });
+    assert_eq!((status, body), (200, pattern(7)));
+}
