@@ -17,6 +17,14 @@ pub const DEFAULT_LISTEN: &str = "0.0.0.0:8080,127.0.0.1:8080";
 pub const DEFAULT_UPSTREAM_HOST: &str = "127.0.0.1";
 pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 5_000;
 pub const DEFAULT_REQUEST_HEAD_TIMEOUT_MS: u64 = 30_000;
+/// A dev server restart (Vite, Next, nodemon) usually re-opens its port within a second
+/// or two; waiting up to 2 s turns those into a slow answer instead of a 502, while a
+/// port nobody will open still fails quickly.
+pub const DEFAULT_WAIT_FOR_PORT_MS: u64 = 2_000;
+pub const DEFAULT_MAX_WAIT_FOR_PORT_MS: u64 = 30_000;
+/// pingora's default retry cap (16) would cut a wait-for-port budget short; the budget
+/// itself bounds the retries.
+pub const MIN_MAX_RETRIES: usize = 1_000;
 /// Grace periods for a dev machine: pingora's own default is 300 s.
 pub const DEFAULT_GRACE_PERIOD_SECONDS: u64 = 5;
 pub const DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT_SECONDS: u64 = 5;
@@ -45,6 +53,11 @@ pub struct Cli {
     #[arg(long, env = "CMUX_CONNECT_TIMEOUT_MS")]
     pub connect_timeout_ms: Option<u64>,
 
+    /// How long to keep retrying a target that refuses connections, in milliseconds
+    /// (0: answer 502 at once) [default: 2000]
+    #[arg(long, env = "CMUX_WAIT_FOR_PORT_MS")]
+    pub wait_for_port_ms: Option<u64>,
+
     #[command(flatten)]
     pub pingora: Opt,
 }
@@ -57,6 +70,9 @@ pub struct ConfSection {
     pub upstream_host: Option<String>,
     pub connect_timeout_ms: Option<u64>,
     pub request_head_timeout_ms: Option<u64>,
+    pub wait_for_port_ms: Option<u64>,
+    pub max_wait_for_port_ms: Option<u64>,
+    pub tunnel_idle_timeout_ms: Option<u64>,
 }
 
 /// The whole YAML file as far as we read it: only our section.
@@ -78,6 +94,12 @@ pub struct Settings {
     /// Longest time a client may take to send a request head (and, on a new connection,
     /// its first bytes).
     pub request_head_timeout: Duration,
+    /// Default wait for a refusing target to start listening.
+    pub wait_for_port: Duration,
+    /// Cap on the wait a request may ask for with `X-Cmux-Wait-Ms`.
+    pub max_wait_for_port: Duration,
+    /// Idle timeout of tunnels; `None` (the default) keeps quiet tunnels open.
+    pub tunnel_idle_timeout: Option<Duration>,
 }
 
 /// A start-up error: printed as one line, exit code 2.
@@ -142,6 +164,7 @@ fn with_dev_defaults(mut conf: ServerConf) -> ServerConf {
         .get_or_insert(DEFAULT_GRACE_PERIOD_SECONDS);
     conf.graceful_shutdown_timeout_seconds
         .get_or_insert(DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT_SECONDS);
+    conf.max_retries = conf.max_retries.max(MIN_MAX_RETRIES);
     let pingora_defaults = ServerConf::default();
     if conf.pid_file == pingora_defaults.pid_file {
         conf.pid_file = DEFAULT_PID_FILE.to_string();
@@ -184,12 +207,28 @@ pub fn merge(cli: &Cli, section: ConfSection) -> Result<Settings, ConfigError> {
         return err("request_head_timeout_ms must be greater than 0");
     }
 
+    let max_wait_for_port_ms = section
+        .max_wait_for_port_ms
+        .unwrap_or(DEFAULT_MAX_WAIT_FOR_PORT_MS);
+    let wait_for_port_ms = cli
+        .wait_for_port_ms
+        .or(section.wait_for_port_ms)
+        .unwrap_or(DEFAULT_WAIT_FOR_PORT_MS)
+        .min(max_wait_for_port_ms);
+    let tunnel_idle_timeout = section
+        .tunnel_idle_timeout_ms
+        .filter(|ms| *ms > 0)
+        .map(Duration::from_millis);
+
     Ok(Settings {
         listen,
         upstream_host_name,
         upstream_host,
         connect_timeout: Duration::from_millis(connect_timeout_ms),
         request_head_timeout: Duration::from_millis(request_head_timeout_ms),
+        wait_for_port: Duration::from_millis(wait_for_port_ms),
+        max_wait_for_port: Duration::from_millis(max_wait_for_port_ms),
+        tunnel_idle_timeout,
     })
 }
 
@@ -286,7 +325,7 @@ mod tests {
             listen: Some(strings(&["127.0.0.1:9000"])),
             upstream_host: Some("127.0.0.2".into()),
             connect_timeout_ms: Some(1234),
-            request_head_timeout_ms: None,
+            ..Default::default()
         };
         let s = merge(&cli(&[]), section()).unwrap();
         assert_eq!(s.listen, vec!["127.0.0.1:9000".parse().unwrap()]);

@@ -1,23 +1,29 @@
 //! `CONNECT` tunnels: pingora does not proxy CONNECT, so this module serves it on the
 //! same connection the HTTP proxy uses.
 //!
-//! The order matters to clients: read the request head (bounded in size and time),
-//! route it with the same rules as HTTP, connect to the target, and only then answer
+//! The order matters to clients: parse the request head (already read, bounded in size
+//! and time, by the dispatcher), route it with the same rules as HTTP, connect to the
+//! target (waiting for a restarting one like HTTP does), and only then answer
 //! `200 Connection Established`. A failure is answered with the same status and body as
 //! the HTTP path would give. Bytes the client sent right after the head go upstream
 //! before anything else, then bytes are copied both ways, half-close included.
 
 use crate::error::{raw_response, BodyFormat, ProxyError, ProxyErrorKind};
-use crate::route::{self, RouteError, RouteRequest, Target};
+use crate::head;
+use crate::proxy::explain;
+use crate::route::{self, RouteRequest, Target};
+use crate::state::{ProxyState, WaitPolicy};
+use crate::tunnels::TunnelKind;
 use pingora::protocols::Stream;
 use std::io;
-use std::net::IpAddr;
-use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
-/// Largest CONNECT request head accepted.
-pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// Most header lines accepted in a CONNECT request head.
 const MAX_HEADERS: usize = 128;
 /// Copy buffer per direction: 64 KiB moved about twice the bytes per second of tokio's
@@ -26,14 +32,6 @@ const COPY_BUFFER_BYTES: usize = 64 * 1024;
 
 const ESTABLISHED: &[u8] = b"HTTP/1.1 200 Connection Established\r\n\r\n";
 
-/// What the tunnel needs from the proxy's settings.
-#[derive(Debug, Clone)]
-pub struct TunnelSettings {
-    pub upstream_host: IpAddr,
-    pub connect_timeout: Duration,
-    pub head_timeout: Duration,
-}
-
 /// How a tunnel ended, for the log.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct TunnelStats {
@@ -41,59 +39,74 @@ pub struct TunnelStats {
     pub target_to_client: u64,
 }
 
-/// A CONNECT request head, read and parsed.
+/// A CONNECT request head, parsed.
 struct ConnectHead {
-    target: Result<Target, RouteError>,
+    ports: Vec<String>,
+    workspaces: Vec<String>,
+    host: Option<String>,
+    wait: Option<String>,
+    via: Vec<String>,
     format: BodyFormat,
     /// Bytes that followed the head in the same reads.
     early_data: Vec<u8>,
 }
 
-/// Why no head could be read.
-enum HeadError {
-    /// The client went away or the read failed: nobody to answer.
-    Gone,
-    TooLarge,
-    Malformed(String),
-    TimedOut,
+impl ConnectHead {
+    fn route(&self, state: &ProxyState) -> Result<(Target, Duration), ProxyError> {
+        let ports: Vec<&str> = self.ports.iter().map(String::as_str).collect();
+        let workspaces: Vec<&str> = self.workspaces.iter().map(String::as_str).collect();
+        let target = route::resolve(
+            RouteRequest {
+                port_values: &ports,
+                workspace_values: &workspaces,
+                host: self.host.as_deref(),
+            },
+            state.upstream_host,
+        )?;
+        if state.loops.seen_in(self.via.iter().map(String::as_str))
+            || state.loops.is_own_listener(target.addr)
+        {
+            return Err(ProxyError::new(ProxyErrorKind::LoopDetected, &target));
+        }
+        let wait_ms = self.wait.as_deref().map(route::parse_wait_ms).transpose()?;
+        Ok((target, state.wait.budget(wait_ms)))
+    }
 }
 
-/// Serves one CONNECT request on `client`, whose next bytes are `CONNECT `.
+/// Serves one CONNECT request whose complete head (and any bytes after it) is `head`.
 /// The connection is not reused afterwards.
-pub async fn serve(mut client: Stream, settings: &TunnelSettings) -> Option<TunnelStats> {
-    let head = match tokio::time::timeout(settings.head_timeout, read_head(&mut client)).await {
-        Ok(Ok(bytes)) => parse_head(bytes, settings.upstream_host),
-        Ok(Err(HeadError::Gone)) => return None,
-        Ok(Err(e)) => {
-            reject(&mut client, e).await;
-            return None;
-        }
-        Err(_) => {
-            reject(&mut client, HeadError::TimedOut).await;
+pub async fn serve(mut client: Stream, head: Vec<u8>, state: &ProxyState) -> Option<TunnelStats> {
+    let request = match parse_head(head) {
+        Ok(r) => r,
+        Err(msg) => {
+            reject(&mut client, 400, "Bad Request", &msg).await;
             return None;
         }
     };
-    let head = match head {
-        Ok(head) => head,
-        Err(e) => {
-            reject(&mut client, e).await;
+    let (target, wait_budget) = match request.route(state) {
+        Ok(routed) => routed,
+        Err(err) => {
+            answer_and_close(&mut client, &raw_response(&err, request.format)).await;
             return None;
         }
     };
-    let target = match head.target {
-        Ok(t) => t,
-        Err(e) => {
-            answer_and_close(&mut client, &raw_response(&e.into(), head.format)).await;
-            return None;
-        }
-    };
+    let mut early_data = request.early_data;
 
-    let mut upstream = match connect(&target, settings.connect_timeout).await {
+    let upstream = connect_waiting(
+        &target,
+        state.connect_timeout,
+        wait_budget,
+        &mut client,
+        &mut early_data,
+    )
+    .await;
+    let mut upstream = match upstream {
         Ok(s) => s,
-        Err(kind) => {
+        Err(None) => return None, // the client left while we waited
+        Err(Some(kind)) => {
             let err = ProxyError::new(kind, &target);
             log::debug!("CONNECT {}: {}", target.describe(), err.message());
-            answer_and_close(&mut client, &raw_response(&err, head.format)).await;
+            answer_and_close(&mut client, &raw_response(&err, request.format)).await;
             return None;
         }
     };
@@ -101,18 +114,36 @@ pub async fn serve(mut client: Stream, settings: &TunnelSettings) -> Option<Tunn
     if write_all_flush(&mut client, ESTABLISHED).await.is_err() {
         return None;
     }
-    if !head.early_data.is_empty() && upstream.write_all(&head.early_data).await.is_err() {
+    if !early_data.is_empty() && upstream.write_all(&early_data).await.is_err() {
         return None;
     }
-    let early = head.early_data.len() as u64;
-    match tokio::io::copy_bidirectional_with_sizes(
+    let _open = state.tunnels.open(TunnelKind::Connect);
+    let early = early_data.len() as u64;
+    let started = Instant::now();
+    let last_activity = Arc::new(AtomicU64::new(0));
+    let mut upstream = Activity {
+        inner: upstream,
+        started,
+        last_ms: last_activity.clone(),
+    };
+    let copy = tokio::io::copy_bidirectional_with_sizes(
         &mut client,
         &mut upstream,
         COPY_BUFFER_BYTES,
         COPY_BUFFER_BYTES,
-    )
-    .await
-    {
+    );
+    let result = tokio::select! {
+        r = copy => r,
+        _ = state.tunnels.deadline_reached() => {
+            let _ = AsyncWriteExt::shutdown(&mut client).await;
+            let _ = upstream.inner.shutdown().await;
+            Err(io::Error::other("closed at the shutdown deadline"))
+        }
+        _ = idle_watch(state.tunnel_idle_timeout, started, &last_activity) => {
+            Err(io::Error::other("idle timeout"))
+        }
+    };
+    match result {
         Ok((up, down)) => Some(TunnelStats {
             client_to_target: up + early,
             target_to_client: down,
@@ -124,31 +155,122 @@ pub async fn serve(mut client: Stream, settings: &TunnelSettings) -> Option<Tunn
     }
 }
 
+/// Resolves once no byte has crossed the tunnel for `timeout`; never without a timeout.
+async fn idle_watch(timeout: Option<Duration>, started: Instant, last_ms: &AtomicU64) {
+    let Some(timeout) = timeout else {
+        return std::future::pending().await;
+    };
+    loop {
+        let last = started + Duration::from_millis(last_ms.load(Ordering::Relaxed));
+        let idle = last.elapsed();
+        if idle >= timeout {
+            return;
+        }
+        tokio::time::sleep(timeout - idle).await;
+    }
+}
+
+/// The upstream side of a tunnel, stamping the time of the last byte either way (every
+/// tunnel byte is read from or written to it), for the idle timeout.
+struct Activity {
+    inner: TcpStream,
+    started: Instant,
+    last_ms: Arc<AtomicU64>,
+}
+
+impl Activity {
+    fn touch(&self) {
+        let ms = self.started.elapsed().as_millis() as u64;
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+}
+
+impl AsyncRead for Activity {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let result = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.touch();
+        }
+        result
+    }
+}
+
+impl AsyncWrite for Activity {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let result = Pin::new(&mut self.inner).poll_write(cx, data);
+        if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
+            self.touch();
+        }
+        result
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// Connects to the target; while it refuses and the budget lasts, retries with backoff.
+/// Bytes the client sends meanwhile are kept as early data; `Err(None)` means the
+/// client hung up while waiting.
+async fn connect_waiting(
+    target: &Target,
+    timeout: Duration,
+    budget: Duration,
+    client: &mut Stream,
+    early_data: &mut Vec<u8>,
+) -> Result<TcpStream, Option<ProxyErrorKind>> {
+    let started = Instant::now();
+    let mut refusals = 0;
+    loop {
+        let err = match connect(target, timeout).await {
+            Ok(s) => return Ok(s),
+            Err(e) => e,
+        };
+        let elapsed = started.elapsed();
+        if !matches!(err, ProxyErrorKind::PortClosed(_)) || elapsed >= budget {
+            return Err(Some(match err {
+                ProxyErrorKind::PortClosed(_) => ProxyErrorKind::PortClosed(Some(explain(target))),
+                other => other,
+            }));
+        }
+        refusals += 1;
+        let pause = WaitPolicy::backoff(refusals).min(budget - elapsed);
+        let mut buf = [0u8; 4096];
+        let sleep = tokio::time::sleep(pause);
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                _ = &mut sleep => break,
+                read = client.read(&mut buf), if early_data.len() < head::MAX_HEAD_BYTES => match read {
+                    Ok(0) | Err(_) => return Err(None),
+                    Ok(n) => early_data.extend_from_slice(&buf[..n]),
+                },
+            }
+        }
+    }
+}
+
 async fn write_all_flush<S: AsyncWrite + Unpin>(s: &mut S, bytes: &[u8]) -> io::Result<()> {
     s.write_all(bytes).await?;
     s.flush().await
 }
 
-async fn reject(client: &mut Stream, e: HeadError) {
-    let (status, reason, message) = match e {
-        HeadError::Gone => return,
-        HeadError::TooLarge => (
-            431,
-            "Request Header Fields Too Large",
-            format!("CONNECT request head larger than {MAX_HEAD_BYTES} bytes"),
-        ),
-        HeadError::Malformed(why) => (
-            400,
-            "Bad Request",
-            format!("malformed CONNECT request: {why}"),
-        ),
-        HeadError::TimedOut => (
-            408,
-            "Request Timeout",
-            "CONNECT request head not received in time".to_string(),
-        ),
-    };
-    let body = message + "\n";
+/// Answers a request that cannot be parsed or read.
+pub async fn reject(client: &mut Stream, status: u16, reason: &str, message: &str) {
+    let body = format!("{message}\n");
     let response = format!(
         "HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
@@ -165,7 +287,7 @@ async fn answer_and_close(client: &mut Stream, response: &[u8]) {
     if write_all_flush(client, response).await.is_err() {
         return;
     }
-    let _ = client.shutdown().await;
+    let _ = AsyncWriteExt::shutdown(client).await;
     let _ = tokio::time::timeout(LINGER, async {
         let mut sink = [0u8; 8192];
         let mut drained = 0;
@@ -179,71 +301,44 @@ async fn answer_and_close(client: &mut Stream, response: &[u8]) {
     .await;
 }
 
-/// Reads until the end of the request head (`\r\n\r\n`), at most `MAX_HEAD_BYTES`.
-async fn read_head<S: AsyncRead + Unpin>(client: &mut S) -> Result<Vec<u8>, HeadError> {
-    let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 4096];
-    loop {
-        let n = client.read(&mut chunk).await.map_err(|_| HeadError::Gone)?;
-        if n == 0 {
-            return Err(HeadError::Gone);
-        }
-        let search_from = buf.len().saturating_sub(3);
-        buf.extend_from_slice(&chunk[..n]);
-        if buf[search_from..].windows(4).any(|w| w == b"\r\n\r\n") {
-            return Ok(buf);
-        }
-        if buf.len() > MAX_HEAD_BYTES {
-            return Err(HeadError::TooLarge);
-        }
-    }
-}
-
-fn parse_head(bytes: Vec<u8>, default_host: IpAddr) -> Result<ConnectHead, HeadError> {
+fn parse_head(bytes: Vec<u8>) -> Result<ConnectHead, String> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     let head_len = match req.parse(&bytes) {
         Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) => {
-            return Err(HeadError::Malformed("incomplete request head".into()))
-        }
-        Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooLarge),
-        Err(e) => return Err(HeadError::Malformed(e.to_string())),
+        Ok(httparse::Status::Partial) => return Err("incomplete CONNECT request head".into()),
+        Err(e) => return Err(format!("malformed CONNECT request: {e}")),
     };
-    if head_len > MAX_HEAD_BYTES {
-        return Err(HeadError::TooLarge);
-    }
-    let text = |v: &[u8]| std::str::from_utf8(v).unwrap_or("\u{FFFD}").to_string();
-    let mut ports = Vec::new();
-    let mut workspaces = Vec::new();
-    let mut host = None;
+    let text = |v: &[u8]| String::from_utf8_lossy(v).into_owned();
+    let mut parsed = ConnectHead {
+        ports: Vec::new(),
+        workspaces: Vec::new(),
+        host: None,
+        wait: None,
+        via: Vec::new(),
+        format: BodyFormat::Text,
+        early_data: Vec::new(),
+    };
     let mut accept = None;
     for h in req.headers.iter() {
-        if h.name.eq_ignore_ascii_case(route::PORT_HEADER) {
-            ports.push(text(h.value));
-        } else if h.name.eq_ignore_ascii_case(route::WORKSPACE_HEADER) {
-            workspaces.push(text(h.value));
-        } else if h.name.eq_ignore_ascii_case("host") {
-            host.get_or_insert_with(|| text(h.value));
-        } else if h.name.eq_ignore_ascii_case("accept") {
+        let name = h.name;
+        if name.eq_ignore_ascii_case(route::PORT_HEADER) {
+            parsed.ports.push(text(h.value));
+        } else if name.eq_ignore_ascii_case(route::WORKSPACE_HEADER) {
+            parsed.workspaces.push(text(h.value));
+        } else if name.eq_ignore_ascii_case(route::WAIT_HEADER) {
+            parsed.wait.get_or_insert_with(|| text(h.value));
+        } else if name.eq_ignore_ascii_case("host") {
+            parsed.host.get_or_insert_with(|| text(h.value));
+        } else if name.eq_ignore_ascii_case("via") {
+            parsed.via.push(text(h.value));
+        } else if name.eq_ignore_ascii_case("accept") {
             accept.get_or_insert_with(|| text(h.value));
         }
     }
-    let ports: Vec<&str> = ports.iter().map(String::as_str).collect();
-    let workspaces: Vec<&str> = workspaces.iter().map(String::as_str).collect();
-    let target = route::resolve(
-        RouteRequest {
-            port_values: &ports,
-            workspace_values: &workspaces,
-            host: host.as_deref(),
-        },
-        default_host,
-    );
-    Ok(ConnectHead {
-        target,
-        format: BodyFormat::from_accept(accept.as_deref()),
-        early_data: bytes[head_len..].to_vec(),
-    })
+    parsed.format = BodyFormat::from_accept(accept.as_deref());
+    parsed.early_data = bytes[head_len..].to_vec();
+    Ok(parsed)
 }
 
 /// Connects to the target, classifying failures as the HTTP path does.
@@ -251,7 +346,7 @@ async fn connect(target: &Target, timeout: Duration) -> Result<TcpStream, ProxyE
     match tokio::time::timeout(timeout, TcpStream::connect(target.addr)).await {
         Err(_) => Err(ProxyErrorKind::ConnectTimeout),
         Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionRefused => {
-            Err(ProxyErrorKind::PortClosed)
+            Err(ProxyErrorKind::PortClosed(None))
         }
         Ok(Err(e)) => Err(ProxyErrorKind::ConnectFailed(e.to_string())),
         Ok(Ok(stream)) => {

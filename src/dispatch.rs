@@ -1,20 +1,23 @@
-//! One listener for both kinds of traffic: before each request on a connection (not only
-//! the first of a keep-alive connection), look at its first bytes; `CONNECT ` goes to the
-//! tunnel, anything else to pingora's HTTP proxy.
+//! One listener for both kinds of traffic. Before each request on a connection (not only
+//! the first of a keep-alive connection) the request head is read here, against one
+//! deadline: `CONNECT` goes to the tunnel, anything else is put back in front of the
+//! stream and handed to pingora's HTTP proxy.
 //!
 //! This is a pingora `ServerApp`, so its listening sockets belong to a pingora `Service`
 //! and are handed over on a graceful upgrade like any other.
 
-use crate::connect::{self, TunnelSettings};
+use crate::connect;
+use crate::head::{self, Head};
+use crate::state::ProxyState;
 use async_trait::async_trait;
 use pingora::apps::{HttpPersistentSettings, HttpServerApp, ServerApp};
 use pingora::protocols::http::ServerSession;
+use pingora::protocols::l4::stream::Stream as TcpStream;
 use pingora::protocols::Stream;
 use pingora::server::ShutdownWatch;
 use std::sync::Arc;
 use std::time::Duration;
 
-const CONNECT_PREFIX: &[u8; 8] = b"CONNECT ";
 /// How long an idle keep-alive connection waits for its next request (pingora's own
 /// default for HTTP/1.1 keep-alive).
 const KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
@@ -22,41 +25,30 @@ const KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
 /// The application served on each listening socket.
 pub struct FrontDoor<H> {
     http: Arc<H>,
-    tunnel: TunnelSettings,
+    state: Arc<ProxyState>,
 }
 
 impl<H> FrontDoor<H> {
-    pub fn new(http: H, tunnel: TunnelSettings) -> Self {
+    pub fn new(http: H, state: Arc<ProxyState>) -> Self {
         FrontDoor {
             http: Arc::new(http),
-            tunnel,
+            state,
         }
     }
 }
 
-/// What the next request on a connection is.
-enum NextRequest {
-    Connect,
-    Http,
-    /// Closed, broken, idle too long, or the server is shutting down.
-    None,
-}
-
-/// Waits for the first bytes of the next request, without consuming them.
-async fn peek_next(stream: &mut Stream, wait: Duration, shutdown: &ShutdownWatch) -> NextRequest {
-    if *shutdown.borrow() {
-        return NextRequest::None;
-    }
-    let mut first = [0u8; CONNECT_PREFIX.len()];
-    let mut shutdown = shutdown.clone();
-    tokio::select! {
-        peeked = tokio::time::timeout(wait, stream.try_peek(&mut first)) => match peeked {
-            Ok(Ok(true)) if &first == CONNECT_PREFIX => NextRequest::Connect,
-            Ok(Ok(_)) => NextRequest::Http,
-            // Fewer than eight bytes before close or timeout is no HTTP request.
-            Ok(Err(_)) | Err(_) => NextRequest::None,
-        },
-        _ = shutdown.wait_for(|stopping| *stopping) => NextRequest::None,
+/// Puts bytes already read back in front of a TCP stream, for pingora to read again.
+/// Every listener here is plain TCP, so the stream is always pingora's TCP stream.
+fn unread(stream: Stream, bytes: &[u8]) -> Option<Stream> {
+    match stream.into_any().downcast::<TcpStream>() {
+        Ok(mut tcp) => {
+            tcp.rewind(bytes);
+            Some(tcp)
+        }
+        Err(_) => {
+            log::error!("cannot put request bytes back on a non-TCP stream; closing it");
+            None
+        }
     }
 }
 
@@ -70,24 +62,58 @@ where
         mut stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
+        // `None` before the first request; then what pingora hands back for the next.
         let mut reused: Option<Option<HttpPersistentSettings>> = None;
         loop {
-            let wait = match reused {
-                None => self.tunnel.head_timeout,
+            let idle = match reused {
+                None => self.state.head_timeout,
                 Some(_) => KEEPALIVE_IDLE,
             };
-            match peek_next(&mut stream, wait, shutdown).await {
-                NextRequest::None => return None,
-                NextRequest::Connect => {
-                    if let Some(stats) = connect::serve(stream, &self.tunnel).await {
+            let read = head::read_head(&mut stream, idle, self.state.head_timeout);
+            let head = if reused.is_none() {
+                // A new connection is served even if shutdown began since it was accepted.
+                read.await
+            } else {
+                // An idle keep-alive connection closes when the server stops.
+                let mut stopping = shutdown.clone();
+                tokio::select! {
+                    head = read => head,
+                    _ = stopping.wait_for(|stop| *stop) => return None,
+                }
+            };
+            let bytes = match head {
+                Head::Complete(bytes) if bytes.starts_with(b"CONNECT ") => {
+                    if let Some(stats) = connect::serve(stream, bytes, &self.state).await {
                         log::debug!("CONNECT tunnel closed: {stats:?}");
                     }
                     return None;
                 }
-                NextRequest::Http => {}
-            }
+                Head::TooLarge(bytes) if bytes.starts_with(b"CONNECT ") => {
+                    let msg = format!(
+                        "CONNECT request head larger than {} bytes",
+                        head::MAX_HEAD_BYTES
+                    );
+                    connect::reject(&mut stream, 431, "Request Header Fields Too Large", &msg)
+                        .await;
+                    return None;
+                }
+                // pingora parses (and answers) everything else, oversized heads included.
+                Head::Complete(bytes) | Head::TooLarge(bytes) => bytes,
+                Head::TimedOut => {
+                    connect::reject(
+                        &mut stream,
+                        408,
+                        "Request Timeout",
+                        "request head not received in time",
+                    )
+                    .await;
+                    return None;
+                }
+                Head::Idle | Head::Closed { .. } => return None,
+            };
+            let stream_again = unread(stream, &bytes)?;
 
-            let mut session = ServerSession::new_http1(stream);
+            let mut session = ServerSession::new_http1(stream_again);
             match reused.take().flatten() {
                 Some(settings) => settings.apply_to_session(&mut session),
                 // As pingora does for a new connection: keep-alive unless shutting down.

@@ -5,6 +5,7 @@
 //! and body whichever way it came in.
 
 use crate::route::{RouteError, Target};
+use crate::sockets::RefusalExplanation;
 use bytes::Bytes;
 use std::fmt::Write as _;
 
@@ -13,14 +14,16 @@ use std::fmt::Write as _;
 pub enum ProxyErrorKind {
     /// The request could not be routed (400).
     Route(RouteError),
-    /// Nothing listens at the target (502).
-    PortClosed,
+    /// Nothing listens at the target (502), with what does listen on that port.
+    PortClosed(Option<RefusalExplanation>),
     /// Connecting to the target timed out (504).
     ConnectTimeout,
     /// The target closed or sent garbage before a response head (502).
     UpstreamClosed,
     /// Any other failure to connect (502).
     ConnectFailed(String),
+    /// The target is this proxy itself, or the request already passed through it (508).
+    LoopDetected,
 }
 
 /// An error response: its kind and the target it was aimed at, when known.
@@ -51,7 +54,8 @@ impl ProxyError {
         match self.kind {
             ProxyErrorKind::Route(_) => 400,
             ProxyErrorKind::ConnectTimeout => 504,
-            ProxyErrorKind::PortClosed
+            ProxyErrorKind::LoopDetected => 508,
+            ProxyErrorKind::PortClosed(_)
             | ProxyErrorKind::UpstreamClosed
             | ProxyErrorKind::ConnectFailed(_) => 502,
         }
@@ -61,10 +65,32 @@ impl ProxyError {
     pub fn code(&self) -> &'static str {
         match &self.kind {
             ProxyErrorKind::Route(e) => e.code(),
-            ProxyErrorKind::PortClosed => "port_closed",
+            ProxyErrorKind::PortClosed(_) => "port_closed",
             ProxyErrorKind::ConnectTimeout => "connect_timeout",
             ProxyErrorKind::UpstreamClosed => "upstream_closed",
             ProxyErrorKind::ConnectFailed(_) => "connect_failed",
+            ProxyErrorKind::LoopDetected => "loop_detected",
+        }
+    }
+
+    /// What the developer can do about it.
+    pub fn hint(&self) -> String {
+        match &self.kind {
+            ProxyErrorKind::Route(e) => e.hint().to_string(),
+            ProxyErrorKind::PortClosed(Some(explanation)) => explanation.hint.clone(),
+            ProxyErrorKind::PortClosed(None) => {
+                "start the server, or send X-Cmux-Wait-Ms to wait for it".into()
+            }
+            ProxyErrorKind::ConnectTimeout => {
+                "the target accepted no connection in time: is it overloaded or stopped in a debugger?".into()
+            }
+            ProxyErrorKind::UpstreamClosed => {
+                "the server accepted the connection but gave no HTTP response: is it an HTTP server? Use CONNECT for raw TCP".into()
+            }
+            ProxyErrorKind::ConnectFailed(_) => "check the target address".into(),
+            ProxyErrorKind::LoopDetected => {
+                "the target is this proxy itself: name the dev server's port, not the proxy's".into()
+            }
         }
     }
 
@@ -77,8 +103,13 @@ impl ProxyError {
             .unwrap_or_default();
         match &self.kind {
             ProxyErrorKind::Route(e) => e.to_string(),
-            ProxyErrorKind::PortClosed => {
-                format!("connection refused by {target}: nothing listens on that port")
+            ProxyErrorKind::PortClosed(explanation) => {
+                let mut m = format!("nothing listens on {target} (connection refused)");
+                if let Some(e) = explanation {
+                    m.push_str("; ");
+                    m.push_str(&e.hint);
+                }
+                m
             }
             ProxyErrorKind::ConnectTimeout => {
                 format!("timed out connecting to {target}")
@@ -87,42 +118,110 @@ impl ProxyError {
                 format!("{target} closed the connection or sent an invalid response before a response head")
             }
             ProxyErrorKind::ConnectFailed(why) => format!("cannot connect to {target}: {why}"),
-        }
-    }
-
-    /// The response body, as plain text or JSON.
-    pub fn body(&self, format: BodyFormat) -> Bytes {
-        let message = self.message();
-        match format {
-            BodyFormat::Text => Bytes::from(message + "\n"),
-            BodyFormat::Json => {
-                let mut out = String::with_capacity(message.len() + 96);
-                out.push_str("{\"status\":");
-                let _ = write!(out, "{}", self.status());
-                out.push_str(",\"code\":");
-                json_string(&mut out, self.code());
-                out.push_str(",\"message\":");
-                json_string(&mut out, &message);
-                if let Some(t) = &self.target {
-                    out.push_str(",\"target\":");
-                    json_string(&mut out, &t.addr.to_string());
-                    if let Some(ws) = &t.workspace {
-                        out.push_str(",\"workspace\":");
-                        json_string(&mut out, ws);
-                    }
-                }
-                out.push_str("}\n");
-                Bytes::from(out)
+            ProxyErrorKind::LoopDetected => {
+                format!("loop detected: the request would reach this proxy again at {target}")
             }
         }
     }
+
+    /// The response body in the chosen form.
+    pub fn body(&self, format: BodyFormat) -> Bytes {
+        match format {
+            BodyFormat::Text => Bytes::from(self.message() + "\n"),
+            BodyFormat::Json => Bytes::from(self.json()),
+            BodyFormat::Html => Bytes::from(self.html()),
+        }
+    }
+
+    fn json(&self) -> String {
+        let message = self.message();
+        let mut out = String::with_capacity(message.len() + 192);
+        let _ = write!(out, "{{\"status\":{}", self.status());
+        out.push_str(",\"code\":");
+        json_string(&mut out, self.code());
+        out.push_str(",\"message\":");
+        json_string(&mut out, &message);
+        out.push_str(",\"hint\":");
+        json_string(&mut out, &self.hint());
+        if let Some(t) = &self.target {
+            out.push_str(",\"target\":");
+            json_string(&mut out, &t.addr.to_string());
+            if let Some(ws) = &t.workspace {
+                out.push_str(",\"workspace\":");
+                json_string(&mut out, ws);
+            }
+        }
+        if let ProxyErrorKind::PortClosed(Some(e)) = &self.kind {
+            out.push_str(",\"listeners\":[");
+            for (i, l) in e.listeners.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                json_string(&mut out, &l.to_string());
+            }
+            out.push(']');
+        }
+        out.push_str("}\n");
+        out
+    }
+
+    /// A small self-contained page for browsers. While the port is closed it reloads
+    /// itself every few seconds, so the app appears as soon as the dev server is up.
+    fn html(&self) -> String {
+        let status = self.status();
+        let refresh = if matches!(self.kind, ProxyErrorKind::PortClosed(_)) {
+            "<meta http-equiv=\"refresh\" content=\"3\">\n"
+        } else {
+            ""
+        };
+        let target = self
+            .target
+            .as_ref()
+            .map(|t| {
+                format!(
+                    "<p>Target: <code>{}</code></p>\n",
+                    html_escape(&t.describe())
+                )
+            })
+            .unwrap_or_default();
+        let retrying = if refresh.is_empty() {
+            ""
+        } else {
+            "<p class=\"note\">This page reloads itself every 3 seconds.</p>\n"
+        };
+        format!(
+            "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">\n{refresh}<title>{status} {code} - cmux-proxy</title>\n\
+<style>body{{font-family:system-ui,sans-serif;max-width:42em;margin:3em auto;padding:0 1em;color:#222}}\
+code{{background:#f2f2f2;padding:0 .25em}}.note{{color:#666}}</style></head>\n\
+<body><h1>{status} {code}</h1>\n<p>{message}</p>\n{target}<p><strong>Hint:</strong> {hint}</p>\n{retrying}</body></html>\n",
+            code = self.code(),
+            message = html_escape(&self.message()),
+            hint = html_escape(&self.hint()),
+        )
+    }
 }
 
-/// The two body forms the contract knows.
+fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The body forms of an error: plain text (default), JSON, or a page for browsers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BodyFormat {
     Text,
     Json,
+    Html,
 }
 
 impl BodyFormat {
@@ -130,17 +229,18 @@ impl BodyFormat {
         match self {
             BodyFormat::Text => "text/plain; charset=utf-8",
             BodyFormat::Json => "application/json",
+            BodyFormat::Html => "text/html; charset=utf-8",
         }
     }
 
-    /// JSON when the `Accept` header prefers `application/json` (or `*/json`, or a
-    /// `+json` type) over text; plain text otherwise.
+    /// The form the `Accept` header prefers: JSON (`application/json`, `*/json`,
+    /// `+json`), HTML (`text/html`, as browsers send), else plain text. Ties go to
+    /// plain text, then JSON.
     pub fn from_accept(accept: Option<&str>) -> Self {
         let Some(accept) = accept else {
             return BodyFormat::Text;
         };
-        let mut best_json = 0.0f32;
-        let mut best_text = 0.0f32;
+        let (mut json, mut html, mut text) = (0.0f32, 0.0f32, 0.0f32);
         for item in accept.split(',') {
             let mut parts = item.split(';');
             let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
@@ -149,15 +249,19 @@ impl BodyFormat {
                 .find_map(|q| q.trim().parse::<f32>().ok())
                 .unwrap_or(1.0);
             if media == "application/json" || media.ends_with("+json") {
-                best_json = best_json.max(q);
+                json = json.max(q);
+            } else if media == "text/html" || media == "application/xhtml+xml" {
+                html = html.max(q);
             } else if media.starts_with("text/") {
-                best_text = best_text.max(q);
+                text = text.max(q);
             }
         }
-        if best_json > 0.0 && best_json >= best_text {
+        if text >= json && text >= html {
+            BodyFormat::Text
+        } else if json >= html {
             BodyFormat::Json
         } else {
-            BodyFormat::Text
+            BodyFormat::Html
         }
     }
 }
@@ -203,6 +307,7 @@ fn http_reason(status: u16) -> &'static str {
         408 => "Request Timeout",
         431 => "Request Header Fields Too Large",
         502 => "Bad Gateway",
+        508 => "Loop Detected",
         504 => "Gateway Timeout",
         _ => "Error",
     }
@@ -232,6 +337,29 @@ mod tests {
             BodyFormat::from_accept(Some("application/problem+json")),
             BodyFormat::Json
         );
+        // What a browser sends for a page.
+        assert_eq!(
+            BodyFormat::from_accept(Some(
+                "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+            )),
+            BodyFormat::Html
+        );
+    }
+
+    #[test]
+    fn html_page_names_the_target_and_reloads_while_closed() {
+        let target = Target {
+            addr: "127.18.0.7:3000".parse().unwrap(),
+            workspace: Some("<ws>".into()),
+        };
+        let e = ProxyError::new(ProxyErrorKind::PortClosed(None), &target);
+        let page = String::from_utf8(e.body(BodyFormat::Html).to_vec()).unwrap();
+        assert!(page.contains("http-equiv=\"refresh\""), "{page}");
+        assert!(page.contains("127.18.0.7:3000 (&lt;ws&gt;)"), "{page}");
+        assert!(!page.contains("<ws>"), "{page}");
+        let e = ProxyError::new(ProxyErrorKind::ConnectTimeout, &target);
+        let page = String::from_utf8(e.body(BodyFormat::Html).to_vec()).unwrap();
+        assert!(!page.contains("refresh"), "{page}");
     }
 
     #[test]
@@ -240,7 +368,7 @@ mod tests {
             addr: "127.18.0.7:3000".parse().unwrap(),
             workspace: Some("workspace-7".into()),
         };
-        let e = ProxyError::new(ProxyErrorKind::PortClosed, &target);
+        let e = ProxyError::new(ProxyErrorKind::PortClosed(None), &target);
         assert_eq!(e.status(), 502);
         let text = String::from_utf8(e.body(BodyFormat::Text).to_vec()).unwrap();
         assert!(text.contains("127.18.0.7:3000 (workspace-7)"), "{text}");

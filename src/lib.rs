@@ -10,9 +10,13 @@ pub mod config;
 pub mod connect;
 pub mod dispatch;
 pub mod error;
+pub mod head;
 pub mod proxy;
 pub mod route;
 pub mod server;
+pub mod sockets;
+pub mod state;
+pub mod tunnels;
 
 /// Where the shared routing contract and its test vectors live: `$CMUX_SPEC_DIR`, or
 /// `../shared/spec` beside the repository.

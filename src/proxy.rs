@@ -1,19 +1,24 @@
 //! The pingora `ProxyHttp` implementation: plain HTTP/1.1 and WebSocket upgrades.
 //!
 //! pingora does the streaming, keep-alive, upstream pooling and upgrade handling; this
-//! module only decides where a request goes (`upstream_peer`), adjusts the forwarded
-//! headers, and turns failures into the contract's error responses (`fail_to_proxy`).
+//! module decides where a request goes (`upstream_peer`), waits for a restarting target
+//! (`fail_to_connect` asks pingora to retry, `upstream_peer` paces the retries), adjusts
+//! the forwarded headers, and turns failures into the contract's error responses
+//! (`fail_to_proxy`).
 
-use crate::config::Settings;
 use crate::error::{BodyFormat, ProxyError, ProxyErrorKind};
-use crate::route::{self, RouteRequest, Target};
+use crate::route::{self, RouteError, RouteRequest, Target};
+use crate::sockets;
+use crate::state::{ProxyState, WaitPolicy};
+use crate::tunnels::{TunnelGuard, TunnelKind};
 use async_trait::async_trait;
 use bytes::Bytes;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
-use pingora::proxy::FailToProxy;
+use pingora::proxy::{FailToProxy, ProxyWarnLogContext};
 use pingora::{ErrorSource, ErrorType};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Hop-by-hop response headers never passed to the client (RFC 9110 section 7.6.1).
 /// pingora writes its own `Connection` and framing headers.
@@ -25,18 +30,14 @@ const HOP_BY_HOP_RESPONSE: [&str; 5] = [
     "upgrade",
 ];
 
-/// Shared state of the proxy: just its settings.
+/// The proxy: everything it needs is in the shared state.
 pub struct CmuxProxy {
-    upstream_host: std::net::IpAddr,
-    connect_timeout: Duration,
+    state: Arc<ProxyState>,
 }
 
 impl CmuxProxy {
-    pub fn new(settings: &Settings) -> Self {
-        CmuxProxy {
-            upstream_host: settings.upstream_host,
-            connect_timeout: settings.connect_timeout,
-        }
+    pub fn new(state: Arc<ProxyState>) -> Self {
+        CmuxProxy { state }
     }
 }
 
@@ -45,29 +46,33 @@ impl CmuxProxy {
 pub struct RequestCtx {
     /// Where the request was routed, once `upstream_peer` ran.
     pub target: Option<Target>,
-    /// A routing failure, answered by `fail_to_proxy`.
-    pub route_error: Option<ProxyError>,
+    /// An error decided before connecting (routing, loop), answered by `fail_to_proxy`.
+    pub early_error: Option<ProxyError>,
+    /// When the first connection attempt started, and how long refusals may be retried.
+    pub wait_started: Option<Instant>,
+    pub wait_budget: Duration,
+    /// Connection attempts refused so far.
+    pub refusals: u32,
+    /// Held while the request is an open WebSocket tunnel.
+    pub tunnel: Option<TunnelGuard>,
 }
 
-/// Collects every value of one header as text, for the routing functions.
-fn header_values<'a>(req: &'a RequestHeader, name: &str, out: &mut Vec<&'a str>) {
-    out.extend(
-        req.headers
-            .get_all(name)
-            .iter()
-            .map(|v| std::str::from_utf8(v.as_bytes()).unwrap_or("\u{FFFD}")),
-    );
+/// Every value of one header, as text (invalid UTF-8 shows as U+FFFD).
+fn header_values<'a>(req: &'a RequestHeader, name: &str) -> Vec<&'a str> {
+    req.headers
+        .get_all(name)
+        .iter()
+        .map(|v| std::str::from_utf8(v.as_bytes()).unwrap_or("\u{FFFD}"))
+        .collect()
 }
 
 /// Routes one request header to its target, by the contract's rules.
 pub fn route_request(
     req: &RequestHeader,
     default_host: std::net::IpAddr,
-) -> Result<Target, route::RouteError> {
-    let mut ports = Vec::new();
-    let mut workspaces = Vec::new();
-    header_values(req, route::PORT_HEADER, &mut ports);
-    header_values(req, route::WORKSPACE_HEADER, &mut workspaces);
+) -> Result<Target, RouteError> {
+    let ports = header_values(req, route::PORT_HEADER);
+    let workspaces = header_values(req, route::WORKSPACE_HEADER);
     let host = req
         .headers
         .get(http::header::HOST)
@@ -83,6 +88,14 @@ pub fn route_request(
     )
 }
 
+/// The wait the request asks for with `X-Cmux-Wait-Ms`, if it does.
+fn requested_wait_ms(req: &RequestHeader) -> Result<Option<u64>, RouteError> {
+    req.headers
+        .get(route::WAIT_HEADER)
+        .map(|v| route::parse_wait_ms(v.to_str().unwrap_or("\u{FFFD}")))
+        .transpose()
+}
+
 /// Chooses the error body format from the request's `Accept` header.
 pub fn body_format(req: &RequestHeader) -> BodyFormat {
     BodyFormat::from_accept(
@@ -94,9 +107,9 @@ pub fn body_format(req: &RequestHeader) -> BodyFormat {
 
 /// Maps a pingora error to the contract's error kinds. `None` means the client itself
 /// is gone or broke the exchange, so there is nobody to answer.
-fn classify(e: &Error) -> Option<ProxyErrorKind> {
+fn classify(e: &Error, target: Option<&Target>) -> Option<ProxyErrorKind> {
     match e.etype() {
-        ErrorType::ConnectRefused => Some(ProxyErrorKind::PortClosed),
+        ErrorType::ConnectRefused => Some(ProxyErrorKind::PortClosed(target.map(explain))),
         ErrorType::ConnectTimedout => Some(ProxyErrorKind::ConnectTimeout),
         ErrorType::ConnectNoRoute
         | ErrorType::ConnectError
@@ -106,6 +119,53 @@ fn classify(e: &Error) -> Option<ProxyErrorKind> {
             ErrorSource::Upstream => Some(ProxyErrorKind::UpstreamClosed),
             _ => None,
         },
+    }
+}
+
+/// What listens on the refused target's port, for the 502 body.
+pub fn explain(target: &Target) -> sockets::RefusalExplanation {
+    let others = sockets::listening_on_port(target.addr.port())
+        .into_iter()
+        .filter(|a| *a != target.addr)
+        .collect();
+    sockets::explain_refusal(target, others)
+}
+
+impl CmuxProxy {
+    /// Routing and loop checks for the first attempt of a request.
+    fn first_attempt(
+        &self,
+        req: &RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<Target, ProxyError> {
+        let target = route_request(req, self.state.upstream_host)?;
+        let via = header_values(req, "via");
+        if self.state.loops.seen_in(via) || self.state.loops.is_own_listener(target.addr) {
+            return Err(ProxyError::new(ProxyErrorKind::LoopDetected, &target));
+        }
+        ctx.wait_budget = self.state.wait.budget(requested_wait_ms(req)?);
+        ctx.wait_started = Some(Instant::now());
+        Ok(target)
+    }
+
+    /// Pauses before retrying a refused target; gives up early if the client leaves.
+    async fn pause_before_retry(&self, session: &mut Session, ctx: &RequestCtx) -> Result<()> {
+        let elapsed = ctx.wait_started.map_or(Duration::ZERO, |t| t.elapsed());
+        let pause = WaitPolicy::backoff(ctx.refusals).min(ctx.wait_budget.saturating_sub(elapsed));
+        // Only a request without a body can be watched for a hang-up without consuming
+        // its body; one with a body waits out the (bounded) pause.
+        let watch_client = session.as_downstream_mut().is_body_empty();
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => Ok(()),
+            gone = session.as_downstream_mut().read_body_or_idle(true), if watch_client => {
+                let mut e = match gone {
+                    Err(e) => e,
+                    Ok(_) => Error::new(ErrorType::ConnectionClosed),
+                };
+                e.as_down();
+                Err(e)
+            }
+        }
     }
 }
 
@@ -122,20 +182,34 @@ impl ProxyHttp for CmuxProxy {
         session: &mut Session,
         ctx: &mut Self::CTX,
     ) -> Result<Box<HttpPeer>> {
-        let target = match route_request(session.req_header(), self.upstream_host) {
-            Ok(t) => t,
-            Err(e) => {
-                let err = ProxyError::from(e);
-                let msg = err.message();
-                ctx.route_error = Some(err);
-                return Error::e_explain(ErrorType::HTTPStatus(400), msg);
+        let addr = match &ctx.target {
+            None => match self.first_attempt(session.req_header(), ctx) {
+                Ok(target) => {
+                    let addr = target.addr;
+                    ctx.target = Some(target);
+                    addr
+                }
+                Err(err) => {
+                    let status = err.status();
+                    let msg = err.message();
+                    ctx.early_error = Some(err);
+                    return Error::e_explain(ErrorType::HTTPStatus(status), msg);
+                }
+            },
+            Some(target) => {
+                let addr = target.addr;
+                self.pause_before_retry(session, ctx).await?;
+                addr
             }
         };
         // A SocketAddr resolves without any name lookup.
-        let mut peer = HttpPeer::new(target.addr, false, String::new());
-        peer.options.connection_timeout = Some(self.connect_timeout);
-        // No read, write or idle timeout: a quiet WebSocket or a long poll must survive.
-        ctx.target = Some(target);
+        let mut peer = HttpPeer::new(addr, false, String::new());
+        peer.options.connection_timeout = Some(self.state.connect_timeout);
+        // No read, write or idle timeout by default: a quiet WebSocket or a long poll
+        // must survive. The optional tunnel idle timeout applies to upgrades only.
+        if session.is_upgrade_req() {
+            peer.options.read_timeout = self.state.tunnel_idle_timeout;
+        }
         Ok(Box::new(peer))
     }
 
@@ -147,24 +221,14 @@ impl ProxyHttp for CmuxProxy {
     ) -> Result<()> {
         upstream.remove_header(route::PORT_HEADER);
         upstream.remove_header(route::WORKSPACE_HEADER);
+        upstream.remove_header(route::WAIT_HEADER);
 
         if let Some(client) = session.client_addr().and_then(|a| a.as_inet()) {
-            let ip = client.ip().to_string();
-            let forwarded = match upstream.headers.get_all("x-forwarded-for").iter().count() {
-                0 => ip,
-                _ => {
-                    let mut joined = upstream
-                        .headers
-                        .get_all("x-forwarded-for")
-                        .iter()
-                        .filter_map(|v| v.to_str().ok())
-                        .collect::<Vec<_>>()
-                        .join(", ");
-                    joined.push_str(", ");
-                    joined.push_str(&ip);
-                    joined
-                }
-            };
+            let mut forwarded = header_values(upstream, "x-forwarded-for").join(", ");
+            if !forwarded.is_empty() {
+                forwarded.push_str(", ");
+            }
+            forwarded.push_str(&client.ip().to_string());
             upstream.insert_header("x-forwarded-for", forwarded)?;
         }
         if !upstream.headers.contains_key("x-forwarded-proto") {
@@ -175,17 +239,28 @@ impl ProxyHttp for CmuxProxy {
                 upstream.insert_header("x-forwarded-host", host)?;
             }
         }
+        // Mark the request as ours, so that it is refused if it ever comes back.
+        let mut via = header_values(upstream, "via").join(", ");
+        if !via.is_empty() {
+            via.push_str(", ");
+        }
+        via.push_str(&self.state.loops.via);
+        upstream.insert_header("via", via)?;
         Ok(())
     }
 
     async fn response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         response: &mut ResponseHeader,
-        _ctx: &mut Self::CTX,
+        ctx: &mut Self::CTX,
     ) -> Result<()> {
         if response.status == 101 {
-            // A WebSocket handshake answer keeps `Connection: Upgrade` and `Upgrade`.
+            // A WebSocket handshake answer keeps `Connection: Upgrade` and `Upgrade`;
+            // from here on the request is a tunnel.
+            if session.is_upgrade_req() {
+                ctx.tunnel = Some(self.state.tunnels.open(TunnelKind::WebSocket));
+            }
             return Ok(());
         }
         let nominated: Vec<String> = response
@@ -211,11 +286,18 @@ impl ProxyHttp for CmuxProxy {
         &self,
         _session: &mut Session,
         _peer: &HttpPeer,
-        _ctx: &mut Self::CTX,
+        ctx: &mut Self::CTX,
         mut e: Box<Error>,
     ) -> Box<Error> {
-        // Retrying the same target at once cannot help: answer now.
-        e.set_retry(false);
+        // A refused port may be a dev server restarting: retry within the wait budget.
+        let within_budget = ctx
+            .wait_started
+            .is_some_and(|t| t.elapsed() < ctx.wait_budget);
+        let retry = e.etype() == &ErrorType::ConnectRefused && within_budget;
+        if retry {
+            ctx.refusals += 1;
+        }
+        e.set_retry(retry);
         e
     }
 
@@ -225,9 +307,9 @@ impl ProxyHttp for CmuxProxy {
         e: &Error,
         ctx: &mut Self::CTX,
     ) -> FailToProxy {
-        let err = match ctx.route_error.take() {
+        let err = match ctx.early_error.take() {
             Some(err) => Some(err),
-            None => classify(e).map(|kind| ProxyError {
+            None => classify(e, ctx.target.as_ref()).map(|kind| ProxyError {
                 kind,
                 target: ctx.target.clone(),
             }),
@@ -268,6 +350,25 @@ impl ProxyHttp for CmuxProxy {
         }
     }
 
+    /// Errors that are answered with a proper response (or a client that left) are the
+    /// client's business, not the operator's: keep them out of the error log.
+    fn suppress_error_log(&self, _session: &Session, ctx: &Self::CTX, error: &Error) -> bool {
+        ctx.target.is_some()
+            || matches!(error.etype(), ErrorType::HTTPStatus(_))
+            || error.esource() == &ErrorSource::Downstream
+    }
+
+    fn suppress_proxy_warn_log(
+        &self,
+        _session: &Session,
+        _ctx: &Self::CTX,
+        error: &Error,
+        _context: ProxyWarnLogContext,
+    ) -> bool {
+        // Each retry of a refused port is expected while waiting for it.
+        error.etype() == &ErrorType::ConnectRefused
+    }
+
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Self::CTX) {
         if let Some(e) = e {
             let target = ctx
@@ -281,5 +382,6 @@ impl ProxyHttp for CmuxProxy {
                 session.req_header().uri
             );
         }
+        ctx.tunnel.take();
     }
 }

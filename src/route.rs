@@ -11,6 +11,10 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 pub const PORT_HEADER: &str = "x-cmux-port-internal";
 /// Header that names the target workspace.
 pub const WORKSPACE_HEADER: &str = "x-cmux-workspace-internal";
+/// Header that asks the proxy to wait this many milliseconds for a closed port to open.
+pub const WAIT_HEADER: &str = "x-cmux-wait-ms";
+/// Spelling used in messages shown to people.
+pub const WAIT_HEADER_DISPLAY: &str = "X-Cmux-Wait-Ms";
 /// Spelling used in messages shown to people.
 pub const PORT_HEADER_DISPLAY: &str = "X-Cmux-Port-Internal";
 /// Spelling used in messages shown to people.
@@ -32,6 +36,8 @@ pub enum RouteError {
     BadWorkspace { name: String, reason: &'static str },
     /// The workspace header appears more than once with different values.
     ConflictingWorkspaces(String, String),
+    /// The wait header's value is not a whole number of milliseconds.
+    BadWait(String),
 }
 
 impl RouteError {
@@ -43,6 +49,23 @@ impl RouteError {
             RouteError::BadWorkspace { .. } | RouteError::ConflictingWorkspaces(..) => {
                 "bad_workspace"
             }
+            RouteError::BadWait(_) => "bad_wait",
+        }
+    }
+
+    /// What the client can do about it.
+    pub fn hint(&self) -> &'static str {
+        match self {
+            RouteError::MissingPort => {
+                "send X-Cmux-Port-Internal: <port>, or use a <workspace>-<port>.localhost host name"
+            }
+            RouteError::BadPort(_) | RouteError::ConflictingPorts(..) => {
+                "send one decimal port from 1 to 65535"
+            }
+            RouteError::BadWorkspace { .. } | RouteError::ConflictingWorkspaces(..) => {
+                "use a name of ASCII letters, digits, '.', '_', '-' and '/' ending in 1-65535 or in a letter, such as workspace-7"
+            }
+            RouteError::BadWait(_) => "send a whole number of milliseconds, such as 2000",
         }
     }
 }
@@ -67,6 +90,10 @@ impl fmt::Display for RouteError {
             RouteError::ConflictingWorkspaces(a, b) => write!(
                 f,
                 "conflicting {WORKSPACE_HEADER_DISPLAY} headers: {a:?} and {b:?}; send it once"
+            ),
+            RouteError::BadWait(v) => write!(
+                f,
+                "invalid {WAIT_HEADER_DISPLAY} header {v:?}: expected milliseconds"
             ),
         }
     }
@@ -110,6 +137,16 @@ pub fn parse_port(raw: &str) -> Option<u16> {
         Ok(n) if (1..=65535).contains(&n) => Some(n as u16),
         _ => None,
     }
+}
+
+/// Parses the wait header: the first value, trimmed, whole milliseconds.
+pub fn parse_wait_ms(raw: &str) -> Result<u64, RouteError> {
+    let v = trim_blank(raw);
+    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(RouteError::BadWait(raw.to_string()));
+    }
+    // Absurdly long values saturate; the caller caps them anyway.
+    Ok(v.parse::<u64>().unwrap_or(u64::MAX))
 }
 
 /// Maps a workspace name to its loopback address by the contract's rule.

@@ -164,7 +164,11 @@ impl Upstream {
     }
 
     pub async fn start_on(ip: IpAddr) -> Upstream {
-        let listener = TcpListener::bind(SocketAddr::new(ip, 0)).await.unwrap();
+        Self::start_at(SocketAddr::new(ip, 0)).await
+    }
+
+    pub async fn start_at(addr: SocketAddr) -> Upstream {
+        let listener = TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let stats = Arc::new(UpstreamStats::default());
         let counters = stats.clone();

@@ -1,0 +1,124 @@
+//! Reading a request head before anyone parses it, bounded in size and in time.
+//!
+//! pingora's own request reader applies its timeout to each read, so a client that sends
+//! one byte every few seconds (slowloris) could hold a connection forever. Reading the
+//! head here, against one deadline, closes that hole and also tells the dispatcher
+//! whether the request is a `CONNECT`.
+
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::time::Instant;
+
+/// Largest request head read here. A longer head is handed on as it is (HTTP: pingora
+/// enforces its own 1 MiB limit) or refused with 431 (CONNECT).
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+
+/// The outcome of reading one request head.
+#[derive(Debug)]
+pub enum Head {
+    /// The head is complete; the buffer may hold bytes that follow it.
+    Complete(Vec<u8>),
+    /// More than [`MAX_HEAD_BYTES`] arrived without the end of the head.
+    TooLarge(Vec<u8>),
+    /// The client closed or the read failed; `partial` says whether any byte came.
+    Closed { partial: bool },
+    /// No byte came within the idle wait: a quiet close, no answer owed.
+    Idle,
+    /// The head started but did not finish within the head timeout.
+    TimedOut,
+}
+
+/// Position just past the blank line that ends a head, if the buffer has one.
+pub fn head_end(buf: &[u8]) -> Option<usize> {
+    buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4)
+}
+
+/// Reads a request head: waits up to `idle` for its first byte, then up to
+/// `head_timeout` (from that first byte) for the end of the head.
+pub async fn read_head<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    idle: Duration,
+    head_timeout: Duration,
+) -> Head {
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 4096];
+    let mut deadline = Instant::now() + idle;
+    loop {
+        let read = tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await;
+        let n = match read {
+            Err(_) if buf.is_empty() => return Head::Idle,
+            Err(_) => return Head::TimedOut,
+            Ok(Err(_)) | Ok(Ok(0)) => {
+                return Head::Closed {
+                    partial: !buf.is_empty(),
+                }
+            }
+            Ok(Ok(n)) => n,
+        };
+        if buf.is_empty() {
+            deadline = Instant::now() + head_timeout;
+        }
+        let search_from = buf.len().saturating_sub(3);
+        buf.extend_from_slice(&chunk[..n]);
+        if head_end(&buf[search_from..]).is_some() {
+            return Head::Complete(buf);
+        }
+        if buf.len() > MAX_HEAD_BYTES {
+            return Head::TooLarge(buf);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    #[tokio::test]
+    async fn complete_head_with_trailing_bytes() {
+        let (mut a, mut b) = tokio::io::duplex(1 << 16);
+        a.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nrest")
+            .await
+            .unwrap();
+        match read_head(&mut b, Duration::from_secs(1), Duration::from_secs(1)).await {
+            Head::Complete(buf) => {
+                assert_eq!(head_end(&buf), Some(buf.len() - 4));
+                assert!(buf.ends_with(b"rest"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn head_split_across_reads() {
+        let (mut a, mut b) = tokio::io::duplex(1 << 16);
+        let writer = tokio::spawn(async move {
+            for part in [&b"GET / HTTP/1.1\r\nHost: x\r"[..], b"\n", b"\r", b"\n"] {
+                a.write_all(part).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            a
+        });
+        let got = read_head(&mut b, Duration::from_secs(1), Duration::from_secs(1)).await;
+        assert!(matches!(got, Head::Complete(_)), "{got:?}");
+        drop(writer.await);
+    }
+
+    #[tokio::test]
+    async fn slow_head_times_out_and_silence_is_idle() {
+        let (mut a, mut b) = tokio::io::duplex(1 << 16);
+        let got = read_head(&mut b, Duration::from_millis(50), Duration::from_secs(5)).await;
+        assert!(matches!(got, Head::Idle), "{got:?}");
+        a.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
+        let got = read_head(&mut b, Duration::from_secs(1), Duration::from_millis(100)).await;
+        assert!(matches!(got, Head::TimedOut), "{got:?}");
+    }
+
+    #[tokio::test]
+    async fn oversized_head() {
+        let (mut a, mut b) = tokio::io::duplex(1 << 20);
+        a.write_all(&vec![b'a'; MAX_HEAD_BYTES + 10]).await.unwrap();
+        let got = read_head(&mut b, Duration::from_secs(1), Duration::from_secs(1)).await;
+        assert!(matches!(got, Head::TooLarge(_)), "{got:?}");
+    }
+}
