@@ -5,6 +5,7 @@
 //! `pid_file`, ...), which pingora reads; our section is parsed here with unknown keys
 //! refused, so a typo stops start-up instead of being ignored.
 
+use crate::access_log::{LogFormat, LogTarget};
 use clap::Parser;
 use pingora::server::configuration::{Opt, ServerConf};
 use serde::Deserialize;
@@ -28,6 +29,7 @@ pub const MIN_MAX_RETRIES: usize = 1_000;
 /// Grace periods for a dev machine: pingora's own default is 300 s.
 pub const DEFAULT_GRACE_PERIOD_SECONDS: u64 = 5;
 pub const DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT_SECONDS: u64 = 5;
+pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9091";
 pub const DEFAULT_PID_FILE: &str = "/tmp/cmux-proxy.pid";
 pub const DEFAULT_UPGRADE_SOCK: &str = "/tmp/cmux-proxy-upgrade.sock";
 
@@ -58,6 +60,14 @@ pub struct Cli {
     #[arg(long, env = "CMUX_WAIT_FOR_PORT_MS")]
     pub wait_for_port_ms: Option<u64>,
 
+    /// Admin listener (health, metrics, ports), IP:PORT or "off" [default: 127.0.0.1:9091]
+    #[arg(long, env = "CMUX_ADMIN_LISTEN")]
+    pub admin_listen: Option<String>,
+
+    /// Access log: "stderr", "off" or a file path [default: stderr]
+    #[arg(long, env = "CMUX_ACCESS_LOG")]
+    pub access_log: Option<String>,
+
     #[command(flatten)]
     pub pingora: Opt,
 }
@@ -73,6 +83,11 @@ pub struct ConfSection {
     pub wait_for_port_ms: Option<u64>,
     pub max_wait_for_port_ms: Option<u64>,
     pub tunnel_idle_timeout_ms: Option<u64>,
+    pub admin_listen: Option<String>,
+    pub access_log: Option<String>,
+    pub access_log_format: Option<LogFormat>,
+    pub access_log_query: Option<bool>,
+    pub metrics_per_target: Option<bool>,
 }
 
 /// The whole YAML file as far as we read it: only our section.
@@ -100,6 +115,14 @@ pub struct Settings {
     pub max_wait_for_port: Duration,
     /// Idle timeout of tunnels; `None` (the default) keeps quiet tunnels open.
     pub tunnel_idle_timeout: Option<Duration>,
+    /// Where the admin endpoints listen; `None` turns them off.
+    pub admin_listen: Option<SocketAddr>,
+    pub access_log: LogTarget,
+    pub access_log_format: LogFormat,
+    /// Whether access log lines keep the query string (it may carry secrets).
+    pub access_log_query: bool,
+    /// Whether metrics carry `workspace` and `port` labels (capped).
+    pub metrics_per_target: bool,
 }
 
 /// A start-up error: printed as one line, exit code 2.
@@ -220,7 +243,42 @@ pub fn merge(cli: &Cli, section: ConfSection) -> Result<Settings, ConfigError> {
         .filter(|ms| *ms > 0)
         .map(Duration::from_millis);
 
+    let admin_raw = cli
+        .admin_listen
+        .clone()
+        .or(section.admin_listen)
+        .unwrap_or_else(|| DEFAULT_ADMIN_LISTEN.to_string());
+    let admin_listen = match admin_raw.trim() {
+        "off" | "" => None,
+        addr => Some(addr.parse::<SocketAddr>().or_else(|_| {
+            err(format!(
+                "invalid admin listen address {addr:?}: expected IP:PORT or \"off\""
+            ))
+        })?),
+    };
+    if let Some(admin) = admin_listen {
+        if listen.iter().any(|l| {
+            l.port() == admin.port()
+                && (l.ip() == admin.ip() || l.ip().is_unspecified() || admin.ip().is_unspecified())
+        }) {
+            return err(format!(
+                "admin listen address {admin} overlaps a proxy listen address"
+            ));
+        }
+    }
+    let access_log = LogTarget::parse(
+        cli.access_log
+            .as_deref()
+            .or(section.access_log.as_deref())
+            .unwrap_or("stderr"),
+    );
+
     Ok(Settings {
+        admin_listen,
+        access_log,
+        access_log_format: section.access_log_format.unwrap_or_default(),
+        access_log_query: section.access_log_query.unwrap_or(false),
+        metrics_per_target: section.metrics_per_target.unwrap_or(false),
         listen,
         upstream_host_name,
         upstream_host,

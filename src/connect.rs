@@ -8,8 +8,10 @@
 //! the HTTP path would give. Bytes the client sent right after the head go upstream
 //! before anything else, then bytes are copied both ways, half-close included.
 
+use crate::access_log::Entry;
 use crate::error::{raw_response, BodyFormat, ProxyError, ProxyErrorKind};
 use crate::head;
+use crate::metrics::{ConnectFailure, Finished};
 use crate::proxy::explain;
 use crate::route::{self, RouteRequest, Target};
 use crate::state::{ProxyState, WaitPolicy};
@@ -73,86 +75,141 @@ impl ConnectHead {
     }
 }
 
-/// Serves one CONNECT request whose complete head (and any bytes after it) is `head`.
-/// The connection is not reused afterwards.
-pub async fn serve(mut client: Stream, head: Vec<u8>, state: &ProxyState) -> Option<TunnelStats> {
+/// What became of one CONNECT request, for the access log and metrics.
+#[derive(Debug, Default)]
+struct Outcome {
+    target: Option<Target>,
+    /// 200 once the tunnel was established; the error status otherwise; 0 if the client
+    /// left before any answer.
+    status: u16,
+    error: Option<&'static str>,
+    stats: TunnelStats,
+}
+
+/// Serves one CONNECT request whose complete head (and any bytes after it) is `head`,
+/// then logs it. The connection is not reused afterwards.
+pub async fn serve(mut client: Stream, head: Vec<u8>, state: &ProxyState) {
+    let started = Instant::now();
+    let peer = client
+        .get_socket_digest()
+        .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).copied());
+    let outcome = tunnel(&mut client, head, state).await;
+    let duration = started.elapsed();
+    let target = outcome.target.as_ref();
+    let workspace = target.and_then(|t| t.workspace.as_deref());
+    let kind = TunnelKind::Connect.as_str();
+    state.metrics.finished(&Finished {
+        kind,
+        status: outcome.status,
+        seconds: duration.as_secs_f64(),
+        bytes_in: outcome.stats.client_to_target,
+        bytes_out: outcome.stats.target_to_client,
+        workspace,
+        port: target.map(|t| t.addr.port()),
+    });
+    state.access_log.log(&Entry {
+        client: peer,
+        method: "CONNECT",
+        path: "-",
+        workspace,
+        target: target.map(|t| t.addr),
+        kind,
+        status: outcome.status,
+        bytes_in: outcome.stats.client_to_target,
+        bytes_out: outcome.stats.target_to_client,
+        duration,
+        error: outcome.error,
+    });
+}
+
+async fn tunnel(client: &mut Stream, head: Vec<u8>, state: &ProxyState) -> Outcome {
+    let mut outcome = Outcome::default();
     let request = match parse_head(head) {
         Ok(r) => r,
         Err(msg) => {
-            reject(&mut client, 400, "Bad Request", &msg).await;
-            return None;
+            reject(client, 400, "Bad Request", &msg).await;
+            outcome.status = 400;
+            outcome.error = Some("bad_request");
+            return outcome;
         }
     };
     let (target, wait_budget) = match request.route(state) {
         Ok(routed) => routed,
         Err(err) => {
-            answer_and_close(&mut client, &raw_response(&err, request.format)).await;
-            return None;
+            outcome.target = err.target.clone();
+            outcome.status = err.status();
+            outcome.error = Some(err.code());
+            answer_and_close(client, &raw_response(&err, request.format)).await;
+            return outcome;
         }
     };
+    outcome.target = Some(target.clone());
     let mut early_data = request.early_data;
 
-    let upstream = connect_waiting(
-        &target,
-        state.connect_timeout,
-        wait_budget,
-        &mut client,
-        &mut early_data,
-    )
-    .await;
-    let mut upstream = match upstream {
+    let upstream = connect_waiting(&target, state, wait_budget, client, &mut early_data).await;
+    let upstream = match upstream {
         Ok(s) => s,
-        Err(None) => return None, // the client left while we waited
+        Err(None) => {
+            outcome.error = Some("client_closed");
+            return outcome;
+        }
         Err(Some(kind)) => {
             let err = ProxyError::new(kind, &target);
-            log::debug!("CONNECT {}: {}", target.describe(), err.message());
-            answer_and_close(&mut client, &raw_response(&err, request.format)).await;
-            return None;
+            outcome.status = err.status();
+            outcome.error = Some(err.code());
+            answer_and_close(client, &raw_response(&err, request.format)).await;
+            return outcome;
         }
     };
 
-    if write_all_flush(&mut client, ESTABLISHED).await.is_err() {
-        return None;
+    if write_all_flush(client, ESTABLISHED).await.is_err() {
+        outcome.error = Some("client_closed");
+        return outcome;
     }
-    if !early_data.is_empty() && upstream.write_all(&early_data).await.is_err() {
-        return None;
-    }
+    outcome.status = 200;
     let _open = state.tunnels.open(TunnelKind::Connect);
-    let early = early_data.len() as u64;
-    let started = Instant::now();
-    let last_activity = Arc::new(AtomicU64::new(0));
     let mut upstream = Activity {
         inner: upstream,
-        started,
-        last_ms: last_activity.clone(),
+        started: Instant::now(),
+        last_ms: Arc::new(AtomicU64::new(0)),
     };
+    if !early_data.is_empty() && upstream.write_all(&early_data).await.is_err() {
+        outcome.error = Some("upstream_closed");
+        return outcome;
+    }
+    let early = early_data.len() as u64;
+    let (last_ms, started) = (upstream.last_ms.clone(), upstream.started);
     let copy = tokio::io::copy_bidirectional_with_sizes(
-        &mut client,
+        client,
         &mut upstream,
         COPY_BUFFER_BYTES,
         COPY_BUFFER_BYTES,
     );
     let result = tokio::select! {
         r = copy => r,
-        _ = state.tunnels.deadline_reached() => {
-            let _ = AsyncWriteExt::shutdown(&mut client).await;
-            let _ = upstream.inner.shutdown().await;
-            Err(io::Error::other("closed at the shutdown deadline"))
-        }
-        _ = idle_watch(state.tunnel_idle_timeout, started, &last_activity) => {
-            Err(io::Error::other("idle timeout"))
-        }
+        _ = state.tunnels.deadline_reached() => Err(io::Error::other("closed at the shutdown deadline")),
+        _ = idle_watch(state.tunnel_idle_timeout, started, &last_ms) => Err(io::Error::other("idle timeout")),
     };
     match result {
-        Ok((up, down)) => Some(TunnelStats {
-            client_to_target: up + early,
-            target_to_client: down,
-        }),
+        Ok((up, down)) => {
+            outcome.stats = TunnelStats {
+                client_to_target: up + early,
+                target_to_client: down,
+            };
+        }
         Err(e) => {
             log::debug!("CONNECT tunnel to {} ended: {e}", target.describe());
-            None
+            if state.tunnels.is_past_deadline() {
+                let _ = AsyncWriteExt::shutdown(client).await;
+                let _ = upstream.inner.shutdown().await;
+                outcome.error = Some("shutdown");
+            } else {
+                outcome.error = Some("tunnel_closed");
+            }
+            outcome.stats.client_to_target = early;
         }
     }
+    outcome
 }
 
 /// Resolves once no byte has crossed the tunnel for `timeout`; never without a timeout.
@@ -227,7 +284,7 @@ impl AsyncWrite for Activity {
 /// client hung up while waiting.
 async fn connect_waiting(
     target: &Target,
-    timeout: Duration,
+    state: &ProxyState,
     budget: Duration,
     client: &mut Stream,
     early_data: &mut Vec<u8>,
@@ -235,10 +292,15 @@ async fn connect_waiting(
     let started = Instant::now();
     let mut refusals = 0;
     loop {
-        let err = match connect(target, timeout).await {
+        let err = match connect(target, state.connect_timeout).await {
             Ok(s) => return Ok(s),
             Err(e) => e,
         };
+        state.metrics.connect_failed(match err {
+            ProxyErrorKind::PortClosed(_) => ConnectFailure::Refused,
+            ProxyErrorKind::ConnectTimeout => ConnectFailure::Timeout,
+            _ => ConnectFailure::Other,
+        });
         let elapsed = started.elapsed();
         if !matches!(err, ProxyErrorKind::PortClosed(_)) || elapsed >= budget {
             return Err(Some(match err {
@@ -247,6 +309,7 @@ async fn connect_waiting(
             }));
         }
         refusals += 1;
+        state.metrics.wait_retries.inc();
         let pause = WaitPolicy::backoff(refusals).min(budget - elapsed);
         let mut buf = [0u8; 4096];
         let sleep = tokio::time::sleep(pause);

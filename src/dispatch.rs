@@ -52,6 +52,17 @@ fn unread(stream: Stream, bytes: &[u8]) -> Option<Stream> {
     }
 }
 
+/// Runs `f` when dropped: the connection gauge goes down however the connection ends.
+fn scopeguard<F: FnMut()>(f: F) -> impl Drop {
+    struct Guard<F: FnMut()>(F);
+    impl<F: FnMut()> Drop for Guard<F> {
+        fn drop(&mut self) {
+            (self.0)()
+        }
+    }
+    Guard(f)
+}
+
 #[async_trait]
 impl<H> ServerApp for FrontDoor<H>
 where
@@ -62,6 +73,10 @@ where
         mut stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
+        let metrics = &self.state.metrics;
+        metrics.connections_accepted.inc();
+        metrics.connections_active.inc();
+        let _active = scopeguard(|| metrics.connections_active.dec());
         // `None` before the first request; then what pingora hands back for the next.
         let mut reused: Option<Option<HttpPersistentSettings>> = None;
         loop {
@@ -83,9 +98,7 @@ where
             };
             let bytes = match head {
                 Head::Complete(bytes) if bytes.starts_with(b"CONNECT ") => {
-                    if let Some(stats) = connect::serve(stream, bytes, &self.state).await {
-                        log::debug!("CONNECT tunnel closed: {stats:?}");
-                    }
+                    connect::serve(stream, bytes, &self.state).await;
                     return None;
                 }
                 Head::TooLarge(bytes) if bytes.starts_with(b"CONNECT ") => {

@@ -6,11 +6,14 @@
 //! ([`proxy`]); `CONNECT` tunnels are served on the same listener ([`connect`]), chosen
 //! per request by [`dispatch`].
 
+pub mod access_log;
+pub mod admin;
 pub mod config;
 pub mod connect;
 pub mod dispatch;
 pub mod error;
 pub mod head;
+pub mod metrics;
 pub mod proxy;
 pub mod route;
 pub mod server;

@@ -31,7 +31,9 @@ fn main() {
     }
     // On an upgrade the sockets come from the running instance, so they are in use.
     if !cli.pingora.upgrade {
-        if let Err(e) = server::check_listen_addresses(&loaded.settings.listen) {
+        let mut addrs = loaded.settings.listen.clone();
+        addrs.extend(loaded.settings.admin_listen);
+        if let Err(e) = server::check_listen_addresses(&addrs) {
             eprintln!("cmux-proxy: {e}");
             exit(1);
         }
@@ -41,5 +43,11 @@ fn main() {
         loaded.settings.listen,
         loaded.settings.upstream_host_name
     );
-    server::build(&cli, loaded).run_forever();
+    match server::build(&cli, loaded) {
+        Ok(server) => server.run_forever(),
+        Err(e) => {
+            eprintln!("cmux-proxy: {e}");
+            exit(1);
+        }
+    }
 }

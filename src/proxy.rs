@@ -6,7 +6,9 @@
 //! the forwarded headers, and turns failures into the contract's error responses
 //! (`fail_to_proxy`).
 
+use crate::access_log::Entry;
 use crate::error::{BodyFormat, ProxyError, ProxyErrorKind};
+use crate::metrics::{ConnectFailure, Finished};
 use crate::route::{self, RouteError, RouteRequest, Target};
 use crate::sockets;
 use crate::state::{ProxyState, WaitPolicy};
@@ -42,8 +44,11 @@ impl CmuxProxy {
 }
 
 /// Per-request state.
-#[derive(Default)]
 pub struct RequestCtx {
+    /// When the request head had been read.
+    pub started: Instant,
+    /// The code of the error answered, for the access log.
+    pub error_code: Option<&'static str>,
     /// Where the request was routed, once `upstream_peer` ran.
     pub target: Option<Target>,
     /// An error decided before connecting (routing, loop), answered by `fail_to_proxy`.
@@ -174,7 +179,16 @@ impl ProxyHttp for CmuxProxy {
     type CTX = RequestCtx;
 
     fn new_ctx(&self) -> Self::CTX {
-        RequestCtx::default()
+        RequestCtx {
+            started: Instant::now(),
+            error_code: None,
+            target: None,
+            early_error: None,
+            wait_started: None,
+            wait_budget: Duration::ZERO,
+            refusals: 0,
+            tunnel: None,
+        }
     }
 
     async fn upstream_peer(
@@ -293,9 +307,16 @@ impl ProxyHttp for CmuxProxy {
         let within_budget = ctx
             .wait_started
             .is_some_and(|t| t.elapsed() < ctx.wait_budget);
-        let retry = e.etype() == &ErrorType::ConnectRefused && within_budget;
+        let refused = e.etype() == &ErrorType::ConnectRefused;
+        self.state.metrics.connect_failed(match e.etype() {
+            ErrorType::ConnectRefused => ConnectFailure::Refused,
+            ErrorType::ConnectTimedout => ConnectFailure::Timeout,
+            _ => ConnectFailure::Other,
+        });
+        let retry = refused && within_budget;
         if retry {
             ctx.refusals += 1;
+            self.state.metrics.wait_retries.inc();
         }
         e.set_retry(retry);
         e
@@ -330,6 +351,7 @@ impl ProxyHttp for CmuxProxy {
             };
         };
         let status = err.status();
+        ctx.error_code = Some(err.code());
         let format = body_format(session.req_header());
         let body: Bytes = err.body(format);
         if let Ok(mut header) = ResponseHeader::build(status, Some(3)) {
@@ -370,17 +392,42 @@ impl ProxyHttp for CmuxProxy {
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Self::CTX) {
-        if let Some(e) = e {
-            let target = ctx
-                .target
-                .as_ref()
-                .map(Target::describe)
-                .unwrap_or_else(|| "-".into());
-            log::debug!(
-                "{} {} -> {target}: {e}",
-                session.req_header().method,
-                session.req_header().uri
-            );
+        let kind = if ctx.tunnel.is_some() {
+            TunnelKind::WebSocket.as_str()
+        } else {
+            "http"
+        };
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        let duration = ctx.started.elapsed();
+        let bytes_in = session.body_bytes_read() as u64;
+        let bytes_out = session.body_bytes_sent() as u64;
+        let target = ctx.target.as_ref();
+        let workspace = target.and_then(|t| t.workspace.as_deref());
+        self.state.metrics.finished(&Finished {
+            kind,
+            status,
+            seconds: duration.as_secs_f64(),
+            bytes_in,
+            bytes_out,
+            workspace,
+            port: target.map(|t| t.addr.port()),
+        });
+        if self.state.access_log.is_on() {
+            let req = session.req_header();
+            let error = ctx.error_code.or_else(|| e.map(|_| "client_closed"));
+            self.state.access_log.log(&Entry {
+                client: session.client_addr().and_then(|a| a.as_inet()).copied(),
+                method: req.method.as_str(),
+                path: req.uri.path_and_query().map_or("/", |p| p.as_str()),
+                workspace,
+                target: target.map(|t| t.addr),
+                kind,
+                status,
+                bytes_in,
+                bytes_out,
+                duration,
+                error,
+            });
         }
         ctx.tunnel.take();
     }

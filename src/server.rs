@@ -1,17 +1,20 @@
-//! Assembles the pingora server: one service whose listeners serve HTTP, WebSocket and
-//! CONNECT alike, and a background service that closes tunnels at the shutdown deadline.
+//! Assembles the pingora server: the proxy service (HTTP, WebSocket and CONNECT on the
+//! same listeners), the admin service, and a background service that reacts to
+//! shutdown (health turns 503, tunnels close at the deadline) and to `SIGHUP`.
 
+use crate::admin::AdminApp;
 use crate::config::{Cli, Loaded};
 use crate::dispatch::FrontDoor;
 use crate::proxy::CmuxProxy;
 use crate::state::ProxyState;
-use crate::tunnels::Tunnels;
 use async_trait::async_trait;
+use pingora::apps::http_app::HttpServer;
 use pingora::server::configuration::Opt;
 use pingora::server::{Server, ShutdownWatch};
 use pingora::services::background::{background_service, BackgroundService};
 use pingora::services::listening::Service;
 use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,16 +38,18 @@ fn pingora_opt(cli: &Cli) -> Opt {
 }
 
 /// Builds the server, ready for `run_forever`.
-pub fn build(cli: &Cli, loaded: Loaded) -> Server {
+pub fn build(cli: &Cli, loaded: Loaded) -> Result<Server, String> {
     let Loaded {
         settings,
         server_conf,
     } = loaded;
     let grace = Duration::from_secs(server_conf.grace_period_seconds.unwrap_or(0));
+    let state = Arc::new(
+        ProxyState::new(&settings).map_err(|e| format!("cannot open the access log: {e}"))?,
+    );
     let mut server = Server::new_with_opt_and_conf(pingora_opt(cli), server_conf);
     server.bootstrap();
 
-    let state = Arc::new(ProxyState::new(&settings));
     let http = pingora::proxy::http_proxy(&server.configuration, CmuxProxy::new(state.clone()));
     let mut service = Service::new(
         SERVICE_NAME.to_string(),
@@ -54,30 +59,54 @@ pub fn build(cli: &Cli, loaded: Loaded) -> Server {
         service.add_tcp(&addr.to_string());
     }
     server.add_service(service);
-    server.add_service(background_service(
-        "tunnel deadline",
-        TunnelDeadline {
+
+    let draining = Arc::new(AtomicBool::new(false));
+    if let Some(admin) = settings.admin_listen {
+        let app = AdminApp {
+            metrics: state.metrics.clone(),
             tunnels: state.tunnels.clone(),
-            after: grace.saturating_sub(DEADLINE_MARGIN),
+            draining: draining.clone(),
+        };
+        let mut admin_service = Service::new("cmux-proxy admin".into(), HttpServer::new_app(app));
+        admin_service.add_tcp(&admin.to_string());
+        server.add_service(admin_service);
+    }
+    server.add_service(background_service(
+        "shutdown watcher",
+        ShutdownWatcher {
+            state,
+            draining,
+            tunnel_deadline: grace.saturating_sub(DEADLINE_MARGIN),
         },
     ));
-    server
+    Ok(server)
 }
 
-/// Closes the tunnels still open when the grace period after a shutdown signal ends.
-struct TunnelDeadline {
-    tunnels: Arc<Tunnels>,
-    after: Duration,
+/// On shutdown: health turns 503 at once, and the tunnels still open when the grace
+/// period ends are closed (and counted). Also reopens the access log on `SIGHUP`.
+struct ShutdownWatcher {
+    state: Arc<ProxyState>,
+    draining: Arc<AtomicBool>,
+    tunnel_deadline: Duration,
 }
 
 #[async_trait]
-impl BackgroundService for TunnelDeadline {
+impl BackgroundService for ShutdownWatcher {
     async fn start(&self, mut shutdown: ShutdownWatch) {
-        if shutdown.wait_for(|stop| *stop).await.is_err() {
-            return;
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hangups = signal(SignalKind::hangup()).ok();
+        loop {
+            tokio::select! {
+                _ = shutdown.wait_for(|stop| *stop) => break,
+                Some(()) = async { hangups.as_mut()?.recv().await } => {
+                    log::info!("SIGHUP: reopening the access log");
+                    self.state.access_log.reopen();
+                }
+            }
         }
-        tokio::time::sleep(self.after).await;
-        self.tunnels.close_all();
+        self.draining.store(true, Ordering::Relaxed);
+        tokio::time::sleep(self.tunnel_deadline).await;
+        self.state.tunnels.close_all();
     }
 }
 

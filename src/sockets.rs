@@ -6,6 +6,8 @@
 
 use crate::route::Target;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// `st` value of a listening socket in `/proc/net/tcp*`.
 const TCP_LISTEN: &str = "0A";
@@ -29,11 +31,30 @@ pub fn listening() -> Vec<Listener> {
     out
 }
 
-/// Listening sockets on one port.
+/// How long a snapshot of the listening sockets serves error explanations. Reading
+/// `/proc/net/tcp*` costs time in proportion to every socket on the machine, so a burst
+/// of refused requests (a port scan) must not read it once per request.
+const SNAPSHOT_TTL: Duration = Duration::from_millis(500);
+
+/// Listening addresses, re-read at most every [`SNAPSHOT_TTL`].
+fn listening_snapshot() -> Arc<Vec<SocketAddr>> {
+    static SNAPSHOT: Mutex<Option<(Instant, Arc<Vec<SocketAddr>>)>> = Mutex::new(None);
+    let mut cached = SNAPSHOT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((taken, addrs)) = cached.as_ref() {
+        if taken.elapsed() < SNAPSHOT_TTL {
+            return addrs.clone();
+        }
+    }
+    let addrs = Arc::new(listening().into_iter().map(|l| l.addr).collect::<Vec<_>>());
+    *cached = Some((Instant::now(), addrs.clone()));
+    addrs
+}
+
+/// Listening sockets on one port (from a snapshot at most half a second old).
 pub fn listening_on_port(port: u16) -> Vec<SocketAddr> {
-    let mut addrs: Vec<SocketAddr> = listening()
-        .into_iter()
-        .map(|l| l.addr)
+    let mut addrs: Vec<SocketAddr> = listening_snapshot()
+        .iter()
+        .copied()
         .filter(|a| a.port() == port)
         .collect();
     addrs.sort();
@@ -242,6 +263,11 @@ mod tests {
     fn reads_this_machine() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap();
-        assert_eq!(listening_on_port(addr.port()), vec![addr]);
+        let found: Vec<SocketAddr> = listening()
+            .into_iter()
+            .map(|l| l.addr)
+            .filter(|a| a.port() == addr.port())
+            .collect();
+        assert_eq!(found, vec![addr]);
     }
 }

@@ -1,7 +1,9 @@
 //! What every request path shares: settings-derived policies, the open-tunnel registry
 //! and the loop guard. Built once at start-up.
 
+use crate::access_log::AccessLog;
 use crate::config::Settings;
+use crate::metrics::Metrics;
 use crate::tunnels::Tunnels;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -17,11 +19,22 @@ pub struct ProxyState {
     pub wait: WaitPolicy,
     pub loops: LoopGuard,
     pub tunnels: Arc<Tunnels>,
+    pub metrics: Arc<Metrics>,
+    pub access_log: AccessLog,
 }
 
 impl ProxyState {
-    pub fn new(settings: &Settings) -> Self {
-        ProxyState {
+    /// Builds the state; starting the access log writer can fail (a file that cannot
+    /// be opened).
+    pub fn new(settings: &Settings) -> std::io::Result<Self> {
+        let metrics = Arc::new(Metrics::new(settings.metrics_per_target));
+        let access_log = AccessLog::start(
+            settings.access_log.clone(),
+            settings.access_log_format,
+            settings.access_log_query,
+            metrics.access_log_dropped.clone(),
+        )?;
+        Ok(ProxyState {
             upstream_host: settings.upstream_host,
             connect_timeout: settings.connect_timeout,
             head_timeout: settings.request_head_timeout,
@@ -32,7 +45,9 @@ impl ProxyState {
             },
             loops: LoopGuard::new(settings.listen.clone()),
             tunnels: Arc::new(Tunnels::default()),
-        }
+            metrics,
+            access_log,
+        })
     }
 }
 

@@ -12,6 +12,7 @@ fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
         .args(args)
         .env_remove("CMUX_LISTEN")
         .env_remove("CMUX_UPSTREAM_HOST")
+        .env("CMUX_ADMIN_LISTEN", "off")
         .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -28,25 +28,35 @@ pub fn free_port() -> u16 {
 pub struct Proxy {
     pub child: Child,
     pub addr: SocketAddr,
+    /// The admin listener (health, metrics, ports).
+    pub admin: SocketAddr,
 }
 
 impl Proxy {
-    /// Starts the proxy on a free loopback port with extra arguments.
+    /// Starts the proxy on a free loopback port with extra arguments; the admin
+    /// listener gets a free port too, and the access log is off unless `extra` says.
     pub fn start(extra: &[&str]) -> Proxy {
         let port = free_port();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let mut cmd = Command::new(PROXY_BIN);
         cmd.arg("--listen")
             .arg(addr.to_string())
+            .arg("--admin-listen")
+            .arg(admin.to_string())
             .args(extra)
             .env_remove("CMUX_LISTEN")
             .env_remove("CMUX_UPSTREAM_HOST")
+            .env_remove("CMUX_ADMIN_LISTEN")
             .env("RUST_LOG", "error")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
+        if !extra.contains(&"--access-log") {
+            cmd.args(["--access-log", "off"]);
+        }
         let child = cmd.spawn().expect("start cmux-proxy");
-        let proxy = Proxy { child, addr };
+        let proxy = Proxy { child, addr, admin };
         proxy.wait_ready();
         proxy
     }
@@ -65,6 +75,10 @@ impl Proxy {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{}", self.admin, path)
     }
 }
 

@@ -1,0 +1,279 @@
+//! Prometheus metrics, rendered by the admin endpoint's `/metrics`.
+//!
+//! Labels are bounded: `kind` and `status` classes are fixed sets, and the opt-in
+//! per-target labels (`workspace`, `port`) are capped so that a port scan through the
+//! proxy cannot grow memory without limit.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+/// Distinct (workspace, port) label sets kept before the rest count under `other`.
+pub const MAX_TARGET_LABEL_SETS: usize = 1000;
+
+/// Buckets of the request duration histogram, in seconds.
+const DURATION_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 60.0,
+];
+
+/// Why a connection to a target failed, as a metric label.
+#[derive(Debug, Clone, Copy)]
+pub enum ConnectFailure {
+    Refused,
+    Timeout,
+    Other,
+}
+
+/// Every metric the proxy exports.
+pub struct Metrics {
+    registry: Registry,
+    pub requests: IntCounterVec,
+    pub duration: HistogramVec,
+    pub connect_failures: IntCounterVec,
+    pub open_tunnels: IntGaugeVec,
+    pub bytes: IntCounterVec,
+    pub wait_retries: IntCounter,
+    pub connections_accepted: IntCounter,
+    pub connections_active: IntGauge,
+    pub access_log_dropped: IntCounter,
+    per_target: Option<PerTarget>,
+}
+
+/// The opt-in, capped per-target request counter.
+struct PerTarget {
+    requests: IntCounterVec,
+    seen: Mutex<HashSet<(String, u16)>>,
+}
+
+fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let metric = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("unique metric");
+    metric
+}
+
+fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
+    let metric = IntCounter::new(name, help).expect("valid metric");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("unique metric");
+    metric
+}
+
+impl Metrics {
+    pub fn new(per_target: bool) -> Self {
+        let registry = Registry::new();
+        let requests = counter_vec(
+            &registry,
+            "cmux_requests_total",
+            "Finished requests and tunnels, by kind (http, websocket, connect) and status class.",
+            &["kind", "status"],
+        );
+        let duration = HistogramVec::new(
+            HistogramOpts::new(
+                "cmux_request_duration_seconds",
+                "Time from request head to the end of the response or tunnel, by kind.",
+            )
+            .buckets(DURATION_BUCKETS.to_vec()),
+            &["kind"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(duration.clone()))
+            .expect("unique metric");
+        let connect_failures = counter_vec(
+            &registry,
+            "cmux_upstream_connect_failures_total",
+            "Failed connection attempts to targets, by reason (refused, timeout, other).",
+            &["reason"],
+        );
+        let open_tunnels = IntGaugeVec::new(
+            Opts::new(
+                "cmux_open_tunnels",
+                "Open tunnels, by kind (websocket, connect).",
+            ),
+            &["kind"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(open_tunnels.clone()))
+            .expect("unique metric");
+        let bytes = counter_vec(
+            &registry,
+            "cmux_bytes_total",
+            "Body and tunnel bytes, by direction: in (from clients), out (to clients).",
+            &["direction"],
+        );
+        let wait_retries = counter(
+            &registry,
+            "cmux_wait_for_port_retries_total",
+            "Connection attempts repeated while waiting for a refusing port to open.",
+        );
+        let connections_accepted = counter(
+            &registry,
+            "cmux_connections_accepted_total",
+            "Client connections accepted.",
+        );
+        let connections_active =
+            IntGauge::new("cmux_connections_active", "Client connections open now.")
+                .expect("valid metric");
+        registry
+            .register(Box::new(connections_active.clone()))
+            .expect("unique metric");
+        let access_log_dropped = counter(
+            &registry,
+            "cmux_access_log_dropped_total",
+            "Access log lines dropped because the log writer could not keep up.",
+        );
+        let per_target = per_target.then(|| PerTarget {
+            requests: counter_vec(
+                &registry,
+                "cmux_target_requests_total",
+                "Finished requests by workspace and port (at most 1000 label sets; the rest under \"other\").",
+                &["workspace", "port"],
+            ),
+            seen: Mutex::new(HashSet::new()),
+        });
+        for kind in ["websocket", "connect"] {
+            open_tunnels.with_label_values(&[kind]).set(0);
+        }
+        Metrics {
+            registry,
+            requests,
+            duration,
+            connect_failures,
+            open_tunnels,
+            bytes,
+            wait_retries,
+            connections_accepted,
+            connections_active,
+            access_log_dropped,
+            per_target,
+        }
+    }
+
+    /// Records one finished request or tunnel.
+    pub fn finished(&self, f: &Finished<'_>) {
+        let class = status_class(f.status);
+        self.requests.with_label_values(&[f.kind, class]).inc();
+        self.duration
+            .with_label_values(&[f.kind])
+            .observe(f.seconds);
+        self.bytes.with_label_values(&["in"]).inc_by(f.bytes_in);
+        self.bytes.with_label_values(&["out"]).inc_by(f.bytes_out);
+        if let (Some(per), Some(port)) = (&self.per_target, f.port) {
+            let workspace = f.workspace.unwrap_or("");
+            let key = (workspace.to_string(), port);
+            let known = {
+                let mut seen = per.seen.lock().unwrap_or_else(|e| e.into_inner());
+                seen.contains(&key)
+                    || (seen.len() < MAX_TARGET_LABEL_SETS && seen.insert(key.clone()))
+            };
+            if known {
+                per.requests
+                    .with_label_values(&[workspace, &port.to_string()])
+                    .inc();
+            } else {
+                per.requests.with_label_values(&["other", "other"]).inc();
+            }
+        }
+    }
+
+    pub fn connect_failed(&self, why: ConnectFailure) {
+        let reason = match why {
+            ConnectFailure::Refused => "refused",
+            ConnectFailure::Timeout => "timeout",
+            ConnectFailure::Other => "other",
+        };
+        self.connect_failures.with_label_values(&[reason]).inc();
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = Vec::with_capacity(8192);
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+/// A finished request or tunnel, as metrics see it.
+pub struct Finished<'a> {
+    pub kind: &'a str,
+    pub status: u16,
+    pub seconds: f64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub workspace: Option<&'a str>,
+    pub port: Option<u16>,
+}
+
+/// `2xx`, `4xx`, ...; `none` when no response was sent (the client left first).
+pub fn status_class(status: u16) -> &'static str {
+    match status {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        500..=599 => "5xx",
+        _ => "none",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn finished(port: u16) -> Finished<'static> {
+        Finished {
+            kind: "http",
+            status: 200,
+            seconds: 0.01,
+            bytes_in: 10,
+            bytes_out: 20,
+            workspace: Some("workspace-1"),
+            port: Some(port),
+        }
+    }
+
+    #[test]
+    fn counts_and_renders() {
+        let m = Metrics::new(false);
+        m.finished(&finished(3000));
+        m.connect_failed(ConnectFailure::Refused);
+        let text = m.render();
+        assert!(
+            text.contains("cmux_requests_total{kind=\"http\",status=\"2xx\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("cmux_bytes_total{direction=\"out\"} 20"),
+            "{text}"
+        );
+        assert!(text.contains("cmux_upstream_connect_failures_total{reason=\"refused\"} 1"));
+        assert!(!text.contains("cmux_target_requests_total"));
+    }
+
+    #[test]
+    fn target_labels_are_capped() {
+        let m = Metrics::new(true);
+        for port in 1..=5000u16 {
+            m.finished(&finished(port));
+        }
+        m.finished(&finished(1));
+        let text = m.render();
+        let series = text
+            .lines()
+            .filter(|l| l.starts_with("cmux_target_requests_total{"))
+            .count();
+        assert_eq!(series, MAX_TARGET_LABEL_SETS + 1);
+        assert!(
+            text.contains("cmux_target_requests_total{port=\"other\",workspace=\"other\"} 4000"),
+            "{text}"
+        );
+        assert!(text.contains("cmux_target_requests_total{port=\"1\",workspace=\"workspace-1\"} 2"));
+    }
+}
