@@ -35,7 +35,7 @@ test-deps: deps
 
 ## Every test: unit and integration tests (against the release binary), the shim's
 ## tests, then the end-to-end suite.
-test: test-deps unit
+test: test-deps unit shim e2e
 
 unit: deps
 	$(CARGO) test --release --workspace
