@@ -304,7 +304,9 @@ async fn connect_waiting(
         let elapsed = started.elapsed();
         if !matches!(err, ProxyErrorKind::PortClosed(_)) || elapsed >= budget {
             return Err(Some(match err {
-                ProxyErrorKind::PortClosed(_) => ProxyErrorKind::PortClosed(Some(explain(target))),
+                ProxyErrorKind::PortClosed(_) => {
+                    ProxyErrorKind::PortClosed(Some(explain(target).await))
+                }
                 other => other,
             }));
         }

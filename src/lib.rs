@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod proxy;
 pub mod route;
 pub mod server;
+pub mod sock_diag;
 pub mod sockets;
 pub mod state;
 pub mod tunnels;

@@ -112,9 +112,12 @@ pub fn body_format(req: &RequestHeader) -> BodyFormat {
 
 /// Maps a pingora error to the contract's error kinds. `None` means the client itself
 /// is gone or broke the exchange, so there is nobody to answer.
-fn classify(e: &Error, target: Option<&Target>) -> Option<ProxyErrorKind> {
+async fn classify(e: &Error, target: Option<&Target>) -> Option<ProxyErrorKind> {
     match e.etype() {
-        ErrorType::ConnectRefused => Some(ProxyErrorKind::PortClosed(target.map(explain))),
+        ErrorType::ConnectRefused => Some(ProxyErrorKind::PortClosed(match target {
+            Some(t) => Some(explain(t).await),
+            None => None,
+        })),
         ErrorType::ConnectTimedout => Some(ProxyErrorKind::ConnectTimeout),
         ErrorType::ConnectNoRoute
         | ErrorType::ConnectError
@@ -127,9 +130,16 @@ fn classify(e: &Error, target: Option<&Target>) -> Option<ProxyErrorKind> {
     }
 }
 
-/// What listens on the refused target's port, for the 502 body.
-pub fn explain(target: &Target) -> sockets::RefusalExplanation {
-    let others = sockets::listening_on_port(target.addr.port())
+/// What listens on the refused target's port, for the 502 body. Reading
+/// `/proc/net/tcp*` is blocking file I/O that grows with every socket on the machine
+/// (a busy machine with 100k TIME_WAIT sockets takes a few hundred ms), so it runs on
+/// the blocking pool, never on a proxy worker thread.
+pub async fn explain(target: &Target) -> sockets::RefusalExplanation {
+    let port = target.addr.port();
+    let listeners = tokio::task::spawn_blocking(move || sockets::listening_on_port(port))
+        .await
+        .unwrap_or_default();
+    let others = listeners
         .into_iter()
         .filter(|a| *a != target.addr)
         .collect();
@@ -330,10 +340,12 @@ impl ProxyHttp for CmuxProxy {
     ) -> FailToProxy {
         let err = match ctx.early_error.take() {
             Some(err) => Some(err),
-            None => classify(e, ctx.target.as_ref()).map(|kind| ProxyError {
-                kind,
-                target: ctx.target.clone(),
-            }),
+            None => classify(e, ctx.target.as_ref())
+                .await
+                .map(|kind| ProxyError {
+                    kind,
+                    target: ctx.target.clone(),
+                }),
         };
         let Some(err) = err else {
             // The client went away or sent something unusable mid-request.

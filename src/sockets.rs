@@ -1,5 +1,6 @@
-//! Which TCP sockets listen on this machine, read from `/proc/net/tcp` and
-//! `/proc/net/tcp6` (no external tools), and what that means for a refused target.
+//! Which TCP sockets listen on this machine (from the kernel's `sock_diag` interface,
+//! or `/proc/net/tcp` and `/proc/net/tcp6`; no external tools), and what that means for
+//! a refused target.
 //!
 //! Used to explain a 502: "nothing listens on 127.18.0.7:5173, but a server listens on
 //! [::1]:5173, outside the workspace" is the most common dev-server mistake.
@@ -20,8 +21,20 @@ pub struct Listener {
     pub inode: u64,
 }
 
-/// All listening TCP sockets (IPv4 and IPv6). Unreadable files count as empty.
+/// All listening TCP sockets (IPv4 and IPv6): from the kernel's `sock_diag` netlink
+/// interface, or from `/proc/net/tcp*` where netlink is not available.
 pub fn listening() -> Vec<Listener> {
+    match crate::sock_diag::listening() {
+        Ok(listeners) => listeners,
+        Err(e) => {
+            log::debug!("sock_diag unavailable ({e}); reading /proc/net/tcp*");
+            listening_from_proc()
+        }
+    }
+}
+
+/// All listening TCP sockets from `/proc/net/tcp*`. Unreadable files count as empty.
+pub fn listening_from_proc() -> Vec<Listener> {
     let mut out = Vec::new();
     for path in ["/proc/net/tcp", "/proc/net/tcp6"] {
         if let Ok(text) = std::fs::read_to_string(path) {
