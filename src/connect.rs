@@ -126,10 +126,11 @@ async fn tunnel(client: &mut Stream, head: Vec<u8>, state: &ProxyState) -> Outco
     let mut outcome = Outcome::default();
     let request = match parse_head(head) {
         Ok(r) => r,
-        Err(msg) => {
-            reject(client, 400, "Bad Request", &msg).await;
-            outcome.status = 400;
-            outcome.error = Some("bad_request");
+        Err(why) => {
+            let err = ProxyError::without_target(ProxyErrorKind::Malformed(why));
+            outcome.status = err.status();
+            outcome.error = Some(err.code());
+            reject(client, &err).await;
             return outcome;
         }
     };
@@ -333,14 +334,10 @@ async fn write_all_flush<S: AsyncWrite + Unpin>(s: &mut S, bytes: &[u8]) -> io::
     s.flush().await
 }
 
-/// Answers a request that cannot be parsed or read.
-pub async fn reject(client: &mut Stream, status: u16, reason: &str, message: &str) {
-    let body = format!("{message}\n");
-    let response = format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    answer_and_close(client, response.as_bytes()).await;
+/// Answers with an error in plain text (the request's `Accept` is unknown or moot)
+/// and closes.
+pub async fn reject(client: &mut Stream, err: &ProxyError) {
+    answer_and_close(client, &raw_response(err, BodyFormat::Text)).await;
 }
 
 /// Writes a final response, then closes gently: half-close and discard what the client
@@ -371,8 +368,8 @@ fn parse_head(bytes: Vec<u8>) -> Result<ConnectHead, String> {
     let mut req = httparse::Request::new(&mut headers);
     let head_len = match req.parse(&bytes) {
         Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) => return Err("incomplete CONNECT request head".into()),
-        Err(e) => return Err(format!("malformed CONNECT request: {e}")),
+        Ok(httparse::Status::Partial) => return Err("incomplete request head".into()),
+        Err(e) => return Err(e.to_string()),
     };
     let text = |v: &[u8]| String::from_utf8_lossy(v).into_owned();
     let mut parsed = ConnectHead {

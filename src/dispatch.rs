@@ -7,6 +7,7 @@
 //! and are handed over on a graceful upgrade like any other.
 
 use crate::connect;
+use crate::error::{ProxyError, ProxyErrorKind};
 use crate::head::{self, Head};
 use crate::state::ProxyState;
 use async_trait::async_trait;
@@ -102,24 +103,15 @@ where
                     return None;
                 }
                 Head::TooLarge(bytes) if bytes.starts_with(b"CONNECT ") => {
-                    let msg = format!(
-                        "CONNECT request head larger than {} bytes",
-                        head::MAX_HEAD_BYTES
-                    );
-                    connect::reject(&mut stream, 431, "Request Header Fields Too Large", &msg)
-                        .await;
+                    let err = ProxyError::without_target(ProxyErrorKind::HeadTooLarge);
+                    connect::reject(&mut stream, &err).await;
                     return None;
                 }
                 // pingora parses (and answers) everything else, oversized heads included.
                 Head::Complete(bytes) | Head::TooLarge(bytes) => bytes,
                 Head::TimedOut => {
-                    connect::reject(
-                        &mut stream,
-                        408,
-                        "Request Timeout",
-                        "request head not received in time",
-                    )
-                    .await;
+                    let err = ProxyError::without_target(ProxyErrorKind::HeadTimeout);
+                    connect::reject(&mut stream, &err).await;
                     return None;
                 }
                 Head::Idle | Head::Closed { .. } => return None,

@@ -7,7 +7,6 @@
 use crate::route::{RouteError, Target};
 use crate::sockets::RefusalExplanation;
 use bytes::Bytes;
-use std::fmt::Write as _;
 
 /// What went wrong, in the terms of the contract's error table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +23,12 @@ pub enum ProxyErrorKind {
     ConnectFailed(String),
     /// The target is this proxy itself, or the request already passed through it (508).
     LoopDetected,
+    /// The request head did not arrive within the head timeout (408).
+    HeadTimeout,
+    /// A CONNECT request head over the size limit (431).
+    HeadTooLarge,
+    /// A CONNECT request that does not parse (400).
+    Malformed(String),
 }
 
 /// An error response: its kind and the target it was aimed at, when known.
@@ -52,7 +57,9 @@ impl ProxyError {
 
     pub fn status(&self) -> u16 {
         match self.kind {
-            ProxyErrorKind::Route(_) => 400,
+            ProxyErrorKind::Route(_) | ProxyErrorKind::Malformed(_) => 400,
+            ProxyErrorKind::HeadTimeout => 408,
+            ProxyErrorKind::HeadTooLarge => 431,
             ProxyErrorKind::ConnectTimeout => 504,
             ProxyErrorKind::LoopDetected => 508,
             ProxyErrorKind::PortClosed(_)
@@ -70,6 +77,9 @@ impl ProxyError {
             ProxyErrorKind::UpstreamClosed => "upstream_closed",
             ProxyErrorKind::ConnectFailed(_) => "connect_failed",
             ProxyErrorKind::LoopDetected => "loop_detected",
+            ProxyErrorKind::HeadTimeout => "head_timeout",
+            ProxyErrorKind::HeadTooLarge => "head_too_large",
+            ProxyErrorKind::Malformed(_) => "bad_request",
         }
     }
 
@@ -90,6 +100,11 @@ impl ProxyError {
             ProxyErrorKind::ConnectFailed(_) => "check the target address".into(),
             ProxyErrorKind::LoopDetected => {
                 "the target is this proxy itself: name the dev server's port, not the proxy's".into()
+            }
+            ProxyErrorKind::HeadTimeout => "send the whole request head at once".into(),
+            ProxyErrorKind::HeadTooLarge => "send fewer or smaller headers".into(),
+            ProxyErrorKind::Malformed(_) => {
+                "send CONNECT <anything> HTTP/1.1 with the routing headers".into()
             }
         }
     }
@@ -121,7 +136,18 @@ impl ProxyError {
             ProxyErrorKind::LoopDetected => {
                 format!("loop detected: the request would reach this proxy again at {target}")
             }
+            ProxyErrorKind::HeadTimeout => "request head not received in time".into(),
+            ProxyErrorKind::HeadTooLarge => format!(
+                "CONNECT request head larger than {} bytes",
+                crate::head::MAX_HEAD_BYTES
+            ),
+            ProxyErrorKind::Malformed(why) => format!("malformed CONNECT request: {why}"),
         }
+    }
+
+    /// An error with no target (the request could not be read or routed).
+    pub fn without_target(kind: ProxyErrorKind) -> Self {
+        ProxyError { kind, target: None }
     }
 
     /// The response body in the chosen form.
@@ -134,35 +160,22 @@ impl ProxyError {
     }
 
     fn json(&self) -> String {
-        let message = self.message();
-        let mut out = String::with_capacity(message.len() + 192);
-        let _ = write!(out, "{{\"status\":{}", self.status());
-        out.push_str(",\"code\":");
-        json_string(&mut out, self.code());
-        out.push_str(",\"message\":");
-        json_string(&mut out, &message);
-        out.push_str(",\"hint\":");
-        json_string(&mut out, &self.hint());
+        let mut body = serde_json::json!({
+            "status": self.status(),
+            "code": self.code(),
+            "message": self.message(),
+            "hint": self.hint(),
+        });
         if let Some(t) = &self.target {
-            out.push_str(",\"target\":");
-            json_string(&mut out, &t.addr.to_string());
+            body["target"] = t.addr.to_string().into();
             if let Some(ws) = &t.workspace {
-                out.push_str(",\"workspace\":");
-                json_string(&mut out, ws);
+                body["workspace"] = ws.as_str().into();
             }
         }
         if let ProxyErrorKind::PortClosed(Some(e)) = &self.kind {
-            out.push_str(",\"listeners\":[");
-            for (i, l) in e.listeners.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                json_string(&mut out, &l.to_string());
-            }
-            out.push(']');
+            body["listeners"] = e.listeners.iter().map(|l| l.to_string()).collect();
         }
-        out.push_str("}\n");
-        out
+        body.to_string() + "\n"
     }
 
     /// A small self-contained page for browsers. While the port is closed it reloads
@@ -264,25 +277,6 @@ impl BodyFormat {
             BodyFormat::Html
         }
     }
-}
-
-/// Appends `s` as a JSON string literal.
-fn json_string(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
 }
 
 /// A complete HTTP/1.1 error response as raw bytes, for the CONNECT path which writes
