@@ -160,6 +160,11 @@ pub fn load(cli: &Cli) -> Result<Loaded, ConfigError> {
             ConfSection::default(),
         ),
     };
+    if server_conf.daemon_wait_for_ready {
+        // pingora's bootstrap runs before the fork here, so the readiness signal would
+        // never reach the launcher, which would give up while the daemon runs on.
+        return err("daemon_wait_for_ready is not supported: use scripts/cmux-proxyctl, which waits for readiness itself");
+    }
     let server_conf = with_dev_defaults(server_conf);
     let settings = merge(cli, section)?;
     Ok(Loaded {

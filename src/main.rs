@@ -44,7 +44,7 @@ fn main() {
         loaded.settings.upstream_host_name
     );
     match server::build(&cli, loaded) {
-        Ok(server) => server.run_forever(),
+        Ok(server) => server::run(server),
         Err(e) => {
             eprintln!("cmux-proxy: {e}");
             exit(1);

@@ -192,6 +192,9 @@ impl Upstream {
                     return;
                 };
                 counters.accepted.fetch_add(1, Ordering::SeqCst);
+                // Head and body go out in separate writes: without this, Nagle and
+                // delayed ACKs add about 40 ms to every response.
+                let _ = stream.set_nodelay(true);
                 tokio::spawn(serve_connection(stream, addr));
             }
         });
