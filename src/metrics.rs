@@ -27,8 +27,24 @@ pub enum ConnectFailure {
     Other,
 }
 
+/// The request kinds, as label values.
+const KINDS: [&str; 3] = ["http", "websocket", "connect"];
+/// Status classes, as label values, indexed by `status / 100` (0 and out of range:
+/// `none`).
+const CLASSES: [&str; 6] = ["none", "1xx", "2xx", "3xx", "4xx", "5xx"];
+
+/// Label children resolved once at start-up: recording a request is then a few atomic
+/// additions, with no label hashing or registry lock on the hot path.
+struct Resolved {
+    requests: [[IntCounter; 6]; 3],
+    duration: [prometheus::Histogram; 3],
+    bytes_in: IntCounter,
+    bytes_out: IntCounter,
+}
+
 /// Every metric the proxy exports.
 pub struct Metrics {
+    resolved: Resolved,
     registry: Registry,
     pub requests: IntCounterVec,
     pub duration: HistogramVec,
@@ -141,7 +157,14 @@ impl Metrics {
         for kind in ["websocket", "connect"] {
             open_tunnels.with_label_values(&[kind]).set(0);
         }
+        let resolved = Resolved {
+            requests: KINDS.map(|k| CLASSES.map(|c| requests.with_label_values(&[k, c]))),
+            duration: KINDS.map(|k| duration.with_label_values(&[k])),
+            bytes_in: bytes.with_label_values(&["in"]),
+            bytes_out: bytes.with_label_values(&["out"]),
+        };
         Metrics {
+            resolved,
             registry,
             requests,
             duration,
@@ -158,13 +181,16 @@ impl Metrics {
 
     /// Records one finished request or tunnel.
     pub fn finished(&self, f: &Finished<'_>) {
-        let class = status_class(f.status);
-        self.requests.with_label_values(&[f.kind, class]).inc();
-        self.duration
-            .with_label_values(&[f.kind])
-            .observe(f.seconds);
-        self.bytes.with_label_values(&["in"]).inc_by(f.bytes_in);
-        self.bytes.with_label_values(&["out"]).inc_by(f.bytes_out);
+        let kind = KINDS.iter().position(|k| *k == f.kind).unwrap_or(0);
+        let class = match f.status {
+            100..=599 => usize::from(f.status / 100),
+            _ => 0,
+        };
+        let r = &self.resolved;
+        r.requests[kind][class].inc();
+        r.duration[kind].observe(f.seconds);
+        r.bytes_in.inc_by(f.bytes_in);
+        r.bytes_out.inc_by(f.bytes_out);
         if let (Some(per), Some(port)) = (&self.per_target, f.port) {
             let workspace = f.workspace.unwrap_or("");
             let key = (workspace.to_string(), port);
@@ -209,18 +235,6 @@ pub struct Finished<'a> {
     pub bytes_out: u64,
     pub workspace: Option<&'a str>,
     pub port: Option<u16>,
-}
-
-/// `2xx`, `4xx`, ...; `none` when no response was sent (the client left first).
-pub fn status_class(status: u16) -> &'static str {
-    match status {
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        500..=599 => "5xx",
-        _ => "none",
-    }
 }
 
 #[cfg(test)]

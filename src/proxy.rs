@@ -15,10 +15,12 @@ use crate::state::{ProxyState, WaitPolicy};
 use crate::tunnels::{TunnelGuard, TunnelKind};
 use async_trait::async_trait;
 use bytes::Bytes;
+use http::HeaderName;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyWarnLogContext};
 use pingora::{ErrorSource, ErrorType};
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,6 +33,14 @@ const HOP_BY_HOP_RESPONSE: [&str; 5] = [
     "trailer",
     "upgrade",
 ];
+
+// Header names parsed once: lookups with a `&str` parse and hash the name every time.
+static PORT: HeaderName = HeaderName::from_static(route::PORT_HEADER);
+static WORKSPACE: HeaderName = HeaderName::from_static(route::WORKSPACE_HEADER);
+static WAIT: HeaderName = HeaderName::from_static(route::WAIT_HEADER);
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
 /// The proxy: everything it needs is in the shared state.
 pub struct CmuxProxy {
@@ -63,7 +73,7 @@ pub struct RequestCtx {
 }
 
 /// Every value of one header, as text (invalid UTF-8 shows as U+FFFD).
-fn header_values<'a>(req: &'a RequestHeader, name: &str) -> Vec<&'a str> {
+fn header_values<'a>(req: &'a RequestHeader, name: &HeaderName) -> Vec<&'a str> {
     req.headers
         .get_all(name)
         .iter()
@@ -76,8 +86,8 @@ pub fn route_request(
     req: &RequestHeader,
     default_host: std::net::IpAddr,
 ) -> Result<Target, RouteError> {
-    let ports = header_values(req, route::PORT_HEADER);
-    let workspaces = header_values(req, route::WORKSPACE_HEADER);
+    let ports = header_values(req, &PORT);
+    let workspaces = header_values(req, &WORKSPACE);
     let host = req
         .headers
         .get(http::header::HOST)
@@ -96,7 +106,7 @@ pub fn route_request(
 /// The wait the request asks for with `X-Cmux-Wait-Ms`, if it does.
 fn requested_wait_ms(req: &RequestHeader) -> Result<Option<u64>, RouteError> {
     req.headers
-        .get(route::WAIT_HEADER)
+        .get(&WAIT)
         .map(|v| route::parse_wait_ms(v.to_str().unwrap_or("\u{FFFD}")))
         .transpose()
 }
@@ -154,7 +164,7 @@ impl CmuxProxy {
         ctx: &mut RequestCtx,
     ) -> Result<Target, ProxyError> {
         let target = route_request(req, self.state.upstream_host)?;
-        let via = header_values(req, "via");
+        let via = header_values(req, &http::header::VIA);
         if self.state.loops.seen_in(via) || self.state.loops.is_own_listener(target.addr) {
             return Err(ProxyError::new(ProxyErrorKind::LoopDetected, &target));
         }
@@ -187,6 +197,10 @@ impl CmuxProxy {
 #[async_trait]
 impl ProxyHttp for CmuxProxy {
     type CTX = RequestCtx;
+
+    /// No downstream modules: pingora's default adds a (disabled) compression module,
+    /// whose per-request context a pure pass-through proxy does not need.
+    fn init_downstream_modules(&self, _modules: &mut pingora::modules::http::HttpModules) {}
 
     fn new_ctx(&self) -> Self::CTX {
         RequestCtx {
@@ -243,33 +257,33 @@ impl ProxyHttp for CmuxProxy {
         upstream: &mut RequestHeader,
         _ctx: &mut Self::CTX,
     ) -> Result<()> {
-        upstream.remove_header(route::PORT_HEADER);
-        upstream.remove_header(route::WORKSPACE_HEADER);
-        upstream.remove_header(route::WAIT_HEADER);
+        upstream.remove_header(&PORT);
+        upstream.remove_header(&WORKSPACE);
+        upstream.remove_header(&WAIT);
 
         if let Some(client) = session.client_addr().and_then(|a| a.as_inet()) {
-            let mut forwarded = header_values(upstream, "x-forwarded-for").join(", ");
+            let mut forwarded = header_values(upstream, &X_FORWARDED_FOR).join(", ");
             if !forwarded.is_empty() {
                 forwarded.push_str(", ");
             }
-            forwarded.push_str(&client.ip().to_string());
-            upstream.insert_header("x-forwarded-for", forwarded)?;
+            let _ = write!(forwarded, "{}", client.ip());
+            upstream.insert_header(X_FORWARDED_FOR.clone(), forwarded)?;
         }
-        if !upstream.headers.contains_key("x-forwarded-proto") {
-            upstream.insert_header("x-forwarded-proto", "http")?;
+        if !upstream.headers.contains_key(&X_FORWARDED_PROTO) {
+            upstream.insert_header(X_FORWARDED_PROTO.clone(), "http")?;
         }
-        if !upstream.headers.contains_key("x-forwarded-host") {
+        if !upstream.headers.contains_key(&X_FORWARDED_HOST) {
             if let Some(host) = upstream.headers.get(http::header::HOST).cloned() {
-                upstream.insert_header("x-forwarded-host", host)?;
+                upstream.insert_header(X_FORWARDED_HOST.clone(), host)?;
             }
         }
         // Mark the request as ours, so that it is refused if it ever comes back.
-        let mut via = header_values(upstream, "via").join(", ");
+        let mut via = header_values(upstream, &http::header::VIA).join(", ");
         if !via.is_empty() {
             via.push_str(", ");
         }
         via.push_str(&self.state.loops.via);
-        upstream.insert_header("via", via)?;
+        upstream.insert_header(http::header::VIA, via)?;
         Ok(())
     }
 
@@ -287,20 +301,28 @@ impl ProxyHttp for CmuxProxy {
             }
             return Ok(());
         }
-        let nominated: Vec<String> = response
+        // Remove only what is present: each removal from pingora's case-preserving
+        // header map costs hundreds of instructions, and usually there is nothing to
+        // remove but what `Connection` (which pingora rewrites itself) nominates.
+        let nominated = response
             .headers
             .get_all(http::header::CONNECTION)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
-            .map(|t| t.trim().to_ascii_lowercase())
-            .filter(|t| !t.is_empty() && t != "close" && t != "keep-alive")
+            .map(str::trim)
+            .filter(|t| !t.eq_ignore_ascii_case("close") && !t.eq_ignore_ascii_case("keep-alive"));
+        let mut doomed: Vec<HeaderName> = nominated
+            .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
             .collect();
-        for name in nominated
-            .iter()
-            .map(String::as_str)
-            .chain(HOP_BY_HOP_RESPONSE)
-        {
+        doomed.extend(
+            response
+                .headers
+                .keys()
+                .filter(|name| HOP_BY_HOP_RESPONSE.contains(&name.as_str()))
+                .cloned(),
+        );
+        for name in &doomed {
             response.remove_header(name);
         }
         Ok(())

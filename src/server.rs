@@ -9,6 +9,8 @@ use crate::proxy::CmuxProxy;
 use crate::state::ProxyState;
 use async_trait::async_trait;
 use pingora::apps::http_app::HttpServer;
+use pingora::listeners::ListenerConfig;
+use pingora::protocols::l4::stream::L4BufferSettings;
 use pingora::server::configuration::Opt;
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch, ShutdownWatch};
 use pingora::services::background::{background_service, BackgroundService};
@@ -56,7 +58,12 @@ pub fn build(cli: &Cli, loaded: Loaded) -> Result<Server, String> {
         FrontDoor::new(http, state.clone()),
     );
     for addr in &settings.listen {
-        service.add_tcp(&addr.to_string());
+        // No read buffer in front of client sockets: the dispatcher and pingora's parser
+        // read into buffers of their own, so pingora's default 64 KiB one only added a
+        // copy, and about 4 KiB of memory per idle WebSocket (measured).
+        service.add_listener(
+            ListenerConfig::tcp(addr.to_string()).l4_buffer(L4BufferSettings::default().read(0)),
+        );
     }
     server.add_service(service);
 
