@@ -371,28 +371,11 @@ async fn slow_client_is_cut_at_the_head_timeout_while_others_are_served() {
     });
     assert_eq!(status, 200);
     let mut slow = trickle.await.unwrap();
-    let reply = String::from_utf8_lossy(&read_to_end_lossy(&mut slow).await).to_string();
+    let reply = String::from_utf8_lossy(&read_until_close(&mut slow).await).to_string();
     assert!(reply.starts_with("HTTP/1.1 408 "), "{reply:?}");
     assert!(
         start.elapsed() < Duration::from_secs(9),
         "{:?}",
         start.elapsed()
     );
-}
-
-/// Reads until EOF or a reset, keeping what arrived.
-async fn read_to_end_lossy(s: &mut TcpStream) -> Vec<u8> {
-    use tokio::io::AsyncReadExt;
-    let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
-    let _ = tokio::time::timeout(Duration::from_secs(10), async {
-        while let Ok(n) = s.read(&mut buf).await {
-            if n == 0 {
-                break;
-            }
-            out.extend_from_slice(&buf[..n]);
-        }
-    })
-    .await;
-    out
 }

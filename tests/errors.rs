@@ -206,18 +206,7 @@ async fn upstream_that_closes_or_sends_garbage_gets_502() {
 async fn raw_exchange(proxy: &Proxy, bytes: &[u8]) -> String {
     let mut s = TcpStream::connect(proxy.addr).await.unwrap();
     let _ = s.write_all(bytes).await;
-    let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
-    let _ = tokio::time::timeout(Duration::from_secs(10), async {
-        while let Ok(n) = s.read(&mut buf).await {
-            if n == 0 {
-                break;
-            }
-            out.extend_from_slice(&buf[..n]);
-        }
-    })
-    .await;
-    String::from_utf8_lossy(&out).to_string()
+    String::from_utf8_lossy(&read_until_close(&mut s).await).to_string()
 }
 
 #[tokio::test(flavor = "multi_thread")]

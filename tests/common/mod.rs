@@ -481,3 +481,20 @@ pub async fn read_to_end(s: &mut TcpStream) -> Vec<u8> {
         .expect("read");
     out
 }
+
+/// Reads until the peer closes (or resets, or 10 s pass), keeping what arrived: for
+/// answers that are followed by a close that may turn into a reset.
+pub async fn read_until_close(s: &mut TcpStream) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    let _ = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Ok(n) = s.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await;
+    out
+}
