@@ -5,8 +5,8 @@
 //! head here, against one deadline, closes that hole and also tells the dispatcher
 //! whether the request is a `CONNECT`.
 
-use std::time::Duration;
 use bytes::BufMut;
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::time::Instant;
 
@@ -52,11 +52,9 @@ pub async fn read_head<S: AsyncRead + Unpin>(
             buf.reserve(READ_CHUNK);
         }
         let before = buf.len();
-        let read = tokio::time::timeout_at(
-            deadline,
-            stream.read_buf(&mut (&mut buf).limit(READ_CHUNK)),
-        )
-        .await;
+        let read =
+            tokio::time::timeout_at(deadline, stream.read_buf(&mut (&mut buf).limit(READ_CHUNK)))
+                .await;
         let n = match read {
             Err(_) if buf.is_empty() => return Head::Idle,
             Err(_) => return Head::TimedOut,

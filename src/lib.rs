@@ -19,6 +19,7 @@ pub mod route;
 pub mod server;
 pub mod sock_diag;
 pub mod sockets;
+pub mod splice;
 pub mod state;
 pub mod tunnels;
 

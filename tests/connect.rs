@@ -182,3 +182,86 @@ async fn oversized_connect_head_is_refused() {
     let reply = String::from_utf8_lossy(&read_until_close(&mut s).await).to_string();
     assert!(reply.starts_with("HTTP/1.1 431 "), "{reply}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn open_tunnels_are_closed_and_counted_at_the_shutdown_deadline() {
+    use std::process::{Command, Stdio};
+    let echo = tcp_echo().await;
+    let up = Upstream::start().await;
+    let dir = tempdir();
+    let conf = dir.join("conf.yaml");
+    std::fs::write(
+        &conf,
+        "version: 1\ngrace_period_seconds: 2\ngraceful_shutdown_timeout_seconds: 1\n",
+    )
+    .unwrap();
+    let log_path = dir.join("stderr.log");
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut child = Command::new(PROXY_BIN)
+        .args(["-c", conf.to_str().unwrap(), "--listen", &addr])
+        .args(["--admin-listen", "off", "--access-log", "off"])
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let mut s = loop {
+        if let Ok(s) = TcpStream::connect(&addr).await {
+            break s;
+        }
+        assert!(std::time::Instant::now() < deadline, "proxy did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // One CONNECT tunnel and one WebSocket, both open and quiet.
+    s.write_all(connect_head(&echo.port().to_string(), "").as_bytes())
+        .await
+        .unwrap();
+    assert!(read_head(&mut s).await.starts_with("HTTP/1.1 200 "));
+    let mut ws = TcpStream::connect(&addr).await.unwrap();
+    ws.write_all(
+        format!(
+            "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nX-Cmux-Port-Internal: {}\r\n\r\n",
+            up.port()
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    assert!(read_head(&mut ws).await.starts_with("HTTP/1.1 101 "));
+
+    let stop = std::time::Instant::now();
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    // The tunnel ends with a clean close near the end of the grace period.
+    let rest = read_until_close(&mut s).await;
+    assert!(rest.is_empty(), "{rest:?}");
+    let closed_after = stop.elapsed();
+    assert!(
+        closed_after >= Duration::from_millis(1500) && closed_after < Duration::from_secs(5),
+        "{closed_after:?}"
+    );
+    let status = tokio::task::spawn_blocking(move || {
+        let limit = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            if std::time::Instant::now() > limit {
+                let _ = child.kill();
+                return child.wait().unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    })
+    .await
+    .unwrap();
+    assert!(status.success(), "{status:?}");
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        log.contains("shutdown deadline: closing 2 open tunnel(s) (1 connect, 1 websocket)"),
+        "{log}"
+    );
+}
