@@ -297,6 +297,39 @@ pub async fn reject(client: &mut Stream, err: &ProxyError) {
     answer_and_close(client, &raw_response(err, BodyFormat::Text)).await;
 }
 
+/// Answers a request whose head could not be read (too slow, too large) and logs it:
+/// it never reached a proxy path that would.
+pub async fn reject_head(client: &mut Stream, err: &ProxyError, kind: &str, state: &ProxyState) {
+    let started = Instant::now();
+    let peer = client
+        .get_socket_digest()
+        .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).copied());
+    reject(client, err).await;
+    let bytes_out = err.body(BodyFormat::Text).len() as u64;
+    state.metrics.finished(&Finished {
+        kind,
+        status: err.status(),
+        seconds: started.elapsed().as_secs_f64(),
+        bytes_in: 0,
+        bytes_out,
+        workspace: None,
+        port: None,
+    });
+    state.access_log.log(&Entry {
+        client: peer,
+        method: "-",
+        path: "-",
+        workspace: None,
+        target: None,
+        kind,
+        status: err.status(),
+        bytes_in: 0,
+        bytes_out,
+        duration: started.elapsed(),
+        error: Some(err.code()),
+    });
+}
+
 /// Writes a final response, then closes gently: half-close and discard what the client
 /// is still sending for a moment, so that unread bytes do not turn the close into a
 /// reset that destroys the response before the client reads it.

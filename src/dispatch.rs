@@ -104,14 +104,14 @@ where
                 }
                 Head::TooLarge(bytes) if bytes.starts_with(b"CONNECT ") => {
                     let err = ProxyError::without_target(ProxyErrorKind::HeadTooLarge);
-                    connect::reject(&mut stream, &err).await;
+                    connect::reject_head(&mut stream, &err, "connect", &self.state).await;
                     return None;
                 }
                 // pingora parses (and answers) everything else, oversized heads included.
                 Head::Complete(bytes) | Head::TooLarge(bytes) => bytes,
                 Head::TimedOut => {
                     let err = ProxyError::without_target(ProxyErrorKind::HeadTimeout);
-                    connect::reject(&mut stream, &err).await;
+                    connect::reject_head(&mut stream, &err, "http", &self.state).await;
                     return None;
                 }
                 Head::Idle | Head::Closed { .. } => return None,

@@ -77,7 +77,9 @@ async fn access_log_lines_for_http_websocket_and_connect() {
     let echo = tcp_echo().await;
     let dir = tempdir();
     let log_path = dir.join("access.log");
-    let conf = conf_file("version: 1\ncmux_proxy:\n  access_log_format: json\n");
+    let conf = conf_file(
+        "version: 1\ncmux_proxy:\n  access_log_format: json\n  request_head_timeout_ms: 500\n",
+    );
     let proxy = Proxy::start(&["-c", &conf, "--access-log", log_path.to_str().unwrap()]);
 
     // HTTP, with a query that must not be logged.
@@ -123,8 +125,16 @@ async fn access_log_lines_for_http_websocket_and_connect() {
     s.shutdown().await.unwrap();
     assert_eq!(read_to_end(&mut s).await, b"0123456789");
 
-    let lines = tokio::task::block_in_place(|| wait_for_lines(&log_path, 3));
-    assert_eq!(lines.len(), 3, "{lines:?}");
+    // A head that never ends is cut at the head timeout, and logged too.
+    let mut slow = TcpStream::connect(proxy.addr).await.unwrap();
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let reply = read_until_close(&mut slow).await;
+    assert!(reply.starts_with(b"HTTP/1.1 408 "));
+
+    let lines = tokio::task::block_in_place(|| wait_for_lines(&log_path, 4));
+    assert_eq!(lines.len(), 4, "{lines:?}");
     let entries: Vec<serde_json::Value> = lines
         .iter()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -155,6 +165,11 @@ async fn access_log_lines_for_http_websocket_and_connect() {
     assert_eq!(connect["bytes_in"], 10);
     assert_eq!(connect["bytes_out"], 10);
     assert_eq!(connect["target"], echo.to_string());
+    let timed_out = entries
+        .iter()
+        .find(|e| e["error"] == "head_timeout")
+        .expect("a head_timeout line");
+    assert_eq!(timed_out["status"], 408);
 }
 
 #[tokio::test(flavor = "multi_thread")]
