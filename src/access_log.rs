@@ -105,10 +105,6 @@ impl AccessLog {
         })
     }
 
-    pub fn is_on(&self) -> bool {
-        self.queue.is_some()
-    }
-
     /// Asks the writer to reopen its file before the next line (after `SIGHUP`).
     pub fn reopen(&self) {
         self.reopen.store(true, Ordering::Relaxed);

@@ -12,7 +12,7 @@
 use crate::access_log::Entry;
 use crate::error::{raw_response, BodyFormat, ProxyError, ProxyErrorKind};
 use crate::head;
-use crate::metrics::{ConnectFailure, Finished};
+use crate::metrics::ConnectFailure;
 use crate::proxy::explain;
 use crate::route::{self, RouteRequest, Target};
 use crate::splice;
@@ -92,30 +92,18 @@ pub async fn serve(mut client: Stream, head: Vec<u8>, state: &ProxyState) {
         .get_socket_digest()
         .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).copied());
     let outcome = tunnel(&mut client, head, state).await;
-    let duration = started.elapsed();
     let target = outcome.target.as_ref();
-    let workspace = target.and_then(|t| t.workspace.as_deref());
-    let kind = TunnelKind::Connect.as_str();
-    state.metrics.finished(&Finished {
-        kind,
-        status: outcome.status,
-        seconds: duration.as_secs_f64(),
-        bytes_in: outcome.stats.client_to_target,
-        bytes_out: outcome.stats.target_to_client,
-        workspace,
-        port: target.map(|t| t.addr.port()),
-    });
-    state.access_log.log(&Entry {
+    state.record(&Entry {
         client: peer,
         method: "CONNECT",
         path: "-",
-        workspace,
+        workspace: target.and_then(|t| t.workspace.as_deref()),
         target: target.map(|t| t.addr),
-        kind,
+        kind: TunnelKind::Connect.as_str(),
         status: outcome.status,
         bytes_in: outcome.stats.client_to_target,
         bytes_out: outcome.stats.target_to_client,
-        duration,
+        duration: started.elapsed(),
         error: outcome.error,
     });
 }
@@ -305,17 +293,7 @@ pub async fn reject_head(client: &mut Stream, err: &ProxyError, kind: &str, stat
         .get_socket_digest()
         .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).copied());
     reject(client, err).await;
-    let bytes_out = err.body(BodyFormat::Text).len() as u64;
-    state.metrics.finished(&Finished {
-        kind,
-        status: err.status(),
-        seconds: started.elapsed().as_secs_f64(),
-        bytes_in: 0,
-        bytes_out,
-        workspace: None,
-        port: None,
-    });
-    state.access_log.log(&Entry {
+    state.record(&Entry {
         client: peer,
         method: "-",
         path: "-",
@@ -324,7 +302,7 @@ pub async fn reject_head(client: &mut Stream, err: &ProxyError, kind: &str, stat
         kind,
         status: err.status(),
         bytes_in: 0,
-        bytes_out,
+        bytes_out: err.body(BodyFormat::Text).len() as u64,
         duration: started.elapsed(),
         error: Some(err.code()),
     });

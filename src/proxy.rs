@@ -8,7 +8,7 @@
 
 use crate::access_log::Entry;
 use crate::error::{BodyFormat, ProxyError, ProxyErrorKind};
-use crate::metrics::{ConnectFailure, Finished};
+use crate::metrics::ConnectFailure;
 use crate::route::{self, RouteError, RouteRequest, Target};
 use crate::sockets;
 use crate::state::{ProxyState, WaitPolicy};
@@ -436,33 +436,20 @@ impl ProxyHttp for CmuxProxy {
         let bytes_in = session.body_bytes_read() as u64;
         let bytes_out = session.body_bytes_sent() as u64;
         let target = ctx.target.as_ref();
-        let workspace = target.and_then(|t| t.workspace.as_deref());
-        self.state.metrics.finished(&Finished {
+        let req = session.req_header();
+        self.state.record(&Entry {
+            client: session.client_addr().and_then(|a| a.as_inet()).copied(),
+            method: req.method.as_str(),
+            path: req.uri.path_and_query().map_or("/", |p| p.as_str()),
+            workspace: target.and_then(|t| t.workspace.as_deref()),
+            target: target.map(|t| t.addr),
             kind,
             status,
-            seconds: duration.as_secs_f64(),
             bytes_in,
             bytes_out,
-            workspace,
-            port: target.map(|t| t.addr.port()),
+            duration,
+            error: ctx.error_code.or_else(|| e.map(|_| "client_closed")),
         });
-        if self.state.access_log.is_on() {
-            let req = session.req_header();
-            let error = ctx.error_code.or_else(|| e.map(|_| "client_closed"));
-            self.state.access_log.log(&Entry {
-                client: session.client_addr().and_then(|a| a.as_inet()).copied(),
-                method: req.method.as_str(),
-                path: req.uri.path_and_query().map_or("/", |p| p.as_str()),
-                workspace,
-                target: target.map(|t| t.addr),
-                kind,
-                status,
-                bytes_in,
-                bytes_out,
-                duration,
-                error,
-            });
-        }
         ctx.tunnel.take();
     }
 }

@@ -1,9 +1,9 @@
 //! What every request path shares: settings-derived policies, the open-tunnel registry
 //! and the loop guard. Built once at start-up.
 
-use crate::access_log::AccessLog;
+use crate::access_log::{AccessLog, Entry};
 use crate::config::Settings;
-use crate::metrics::Metrics;
+use crate::metrics::{Finished, Metrics};
 use crate::tunnels::Tunnels;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -48,6 +48,22 @@ impl ProxyState {
             metrics,
             access_log,
         })
+    }
+}
+
+impl ProxyState {
+    /// Records one finished request or tunnel: metrics, then the access log (if on).
+    pub fn record(&self, entry: &Entry<'_>) {
+        self.metrics.finished(&Finished {
+            kind: entry.kind,
+            status: entry.status,
+            seconds: entry.duration.as_secs_f64(),
+            bytes_in: entry.bytes_in,
+            bytes_out: entry.bytes_out,
+            workspace: entry.workspace,
+            port: entry.target.map(|t| t.port()),
+        });
+        self.access_log.log(entry);
     }
 }
 
