@@ -237,25 +237,13 @@ async fn fast_upstream() -> u16 {
 /// One HTTP request on a new connection to an upstream's `/echo`; checks the status and
 /// that the body carries this request's line (both upstreams echo it).
 async fn http_once(proxy: &str, upstream_port: u16, n: u64) -> Result<(), String> {
+    let path = format!("/echo?n={n}&end");
     let work = async {
-        let mut s = TcpStream::connect(proxy)
-            .await
-            .map_err(|e| format!("connect: {e}"))?;
-        let req = format!(
-            "GET /echo?n={n}&end HTTP/1.1\r\nHost: reload.test\r\nX-Cmux-Port-Internal: {upstream_port}\r\nConnection: close\r\n\r\n"
-        );
-        s.write_all(req.as_bytes())
-            .await
-            .map_err(|e| format!("write: {e}"))?;
-        let mut resp = Vec::new();
-        s.read_to_end(&mut resp)
-            .await
-            .map_err(|e| format!("read after {} bytes: {e}", resp.len()))?;
-        let resp = text(&resp);
+        let resp = get_closing(proxy, &path, upstream_port).await?;
         if !resp.starts_with("HTTP/1.1 200 ") {
             return Err(format!("bad response: {:?}", resp.lines().next()));
         }
-        if !resp.contains(&format!("GET /echo?n={n}&end")) {
+        if !resp.contains(&format!("GET {path}")) {
             return Err(format!(
                 "body without the request line ({} bytes)",
                 resp.len()
@@ -266,6 +254,25 @@ async fn http_once(proxy: &str, upstream_port: u16, n: u64) -> Result<(), String
     tokio::time::timeout(IO_TIMEOUT, work)
         .await
         .unwrap_or_else(|_| Err("timed out".into()))
+}
+
+/// One `Connection: close` GET through the proxy on a new connection; the whole
+/// response as text.
+async fn get_closing(proxy: &str, path: &str, upstream_port: u16) -> Result<String, String> {
+    let mut s = TcpStream::connect(proxy)
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: proxy.test\r\nX-Cmux-Port-Internal: {upstream_port}\r\nConnection: close\r\n\r\n"
+    );
+    s.write_all(req.as_bytes())
+        .await
+        .map_err(|e| format!("write: {e}"))?;
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp)
+        .await
+        .map_err(|e| format!("read after {} bytes: {e}", resp.len()))?;
+    Ok(text(&resp))
 }
 
 /// One CONNECT tunnel on a new connection to the TCP echo server: bytes there and back,
@@ -684,22 +691,7 @@ fn slow_request(
     upstream_port: u16,
 ) -> tokio::task::JoinHandle<Result<String, String>> {
     tokio::spawn(async move {
-        let work = async {
-            let mut s = TcpStream::connect(&proxy)
-                .await
-                .map_err(|e| format!("connect: {e}"))?;
-            let req = format!(
-                "GET /slow HTTP/1.1\r\nHost: slow.test\r\nX-Cmux-Port-Internal: {upstream_port}\r\nConnection: close\r\n\r\n"
-            );
-            s.write_all(req.as_bytes())
-                .await
-                .map_err(|e| format!("write: {e}"))?;
-            let mut resp = Vec::new();
-            s.read_to_end(&mut resp)
-                .await
-                .map_err(|e| format!("read: {e}"))?;
-            Ok(text(&resp))
-        };
+        let work = get_closing(&proxy, "/slow", upstream_port);
         tokio::time::timeout(Duration::from_secs(10), work)
             .await
             .unwrap_or_else(|_| Err("timed out".into()))
