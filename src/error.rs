@@ -25,6 +25,8 @@ pub enum ProxyErrorKind {
     LoopDetected,
     /// The request head did not arrive within the head timeout (408).
     HeadTimeout,
+    /// The request body paused longer than the body read timeout (408).
+    BodyTimeout,
     /// A CONNECT request head over the size limit (431).
     HeadTooLarge,
     /// A CONNECT request that does not parse (400).
@@ -58,7 +60,7 @@ impl ProxyError {
     pub fn status(&self) -> u16 {
         match self.kind {
             ProxyErrorKind::Route(_) | ProxyErrorKind::Malformed(_) => 400,
-            ProxyErrorKind::HeadTimeout => 408,
+            ProxyErrorKind::HeadTimeout | ProxyErrorKind::BodyTimeout => 408,
             ProxyErrorKind::HeadTooLarge => 431,
             ProxyErrorKind::ConnectTimeout => 504,
             ProxyErrorKind::LoopDetected => 508,
@@ -78,6 +80,7 @@ impl ProxyError {
             ProxyErrorKind::ConnectFailed(_) => "connect_failed",
             ProxyErrorKind::LoopDetected => "loop_detected",
             ProxyErrorKind::HeadTimeout => "head_timeout",
+            ProxyErrorKind::BodyTimeout => "body_timeout",
             ProxyErrorKind::HeadTooLarge => "head_too_large",
             ProxyErrorKind::Malformed(_) => "bad_request",
         }
@@ -102,6 +105,7 @@ impl ProxyError {
                 "the target is this proxy itself: name the dev server's port, not the proxy's".into()
             }
             ProxyErrorKind::HeadTimeout => "send the whole request head at once".into(),
+            ProxyErrorKind::BodyTimeout => "send the request body without long pauses".into(),
             ProxyErrorKind::HeadTooLarge => "send fewer or smaller headers".into(),
             ProxyErrorKind::Malformed(_) => {
                 "send CONNECT <anything> HTTP/1.1 with the routing headers".into()
@@ -137,6 +141,10 @@ impl ProxyError {
                 format!("loop detected: the request would reach this proxy again at {target}")
             }
             ProxyErrorKind::HeadTimeout => "request head not received in time".into(),
+            ProxyErrorKind::BodyTimeout => format!(
+                "request body stalled: no byte for {} s",
+                crate::proxy::BODY_READ_TIMEOUT.as_secs()
+            ),
             ProxyErrorKind::HeadTooLarge => format!(
                 "CONNECT request head larger than {} bytes",
                 crate::head::MAX_HEAD_BYTES

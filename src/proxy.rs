@@ -35,6 +35,10 @@ const HOP_BY_HOP_RESPONSE: [&str; 5] = [
 ];
 
 // Header names parsed once: lookups with a `&str` parse and hash the name every time.
+/// How long a request body may pause before the request ends with 408. pingora's own
+/// default, set explicitly so the error message can name it.
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
+
 static PORT: HeaderName = HeaderName::from_static(route::PORT_HEADER);
 static WORKSPACE: HeaderName = HeaderName::from_static(route::WORKSPACE_HEADER);
 static WAIT: HeaderName = HeaderName::from_static(route::WAIT_HEADER);
@@ -129,6 +133,9 @@ async fn classify(e: &Error, target: Option<&Target>) -> Option<ProxyErrorKind> 
             None => None,
         })),
         ErrorType::ConnectTimedout => Some(ProxyErrorKind::ConnectTimeout),
+        ErrorType::ReadTimedout if e.esource() == &ErrorSource::Downstream => {
+            Some(ProxyErrorKind::BodyTimeout)
+        }
         ErrorType::ConnectNoRoute
         | ErrorType::ConnectError
         | ErrorType::BindError
@@ -247,6 +254,12 @@ impl ProxyHttp for CmuxProxy {
         // must survive. The optional tunnel idle timeout applies to upgrades only.
         if session.is_upgrade_req() {
             peer.options.read_timeout = self.state.tunnel_idle_timeout;
+            // pingora reads a downstream body, upgraded bytes included, with a 60 s
+            // timeout of its own: without this, a WebSocket quiet both ways for a minute
+            // (an HMR socket between edits) was closed under the user.
+            session.set_read_timeout(self.state.tunnel_idle_timeout);
+        } else {
+            session.set_read_timeout(Some(BODY_READ_TIMEOUT));
         }
         Ok(Box::new(peer))
     }
