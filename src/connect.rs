@@ -319,7 +319,9 @@ async fn answer_and_close(client: &mut Stream, response: &[u8]) {
     }
     let _ = AsyncWriteExt::shutdown(client).await;
     let _ = tokio::time::timeout(LINGER, async {
-        let mut sink = [0u8; 8192];
+        // On the heap: an array here would sit inside every connection's task (the
+        // dispatcher awaits this future inline), 8 KiB per idle WebSocket.
+        let mut sink = vec![0u8; 8192];
         let mut drained = 0;
         while drained < LINGER_BYTES {
             match client.read(&mut sink).await {

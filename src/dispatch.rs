@@ -53,6 +53,27 @@ fn unread(stream: Stream, bytes: &[u8]) -> Option<Stream> {
     }
 }
 
+/// The HTTP session pingora serves next: the head bytes put back in front of the stream,
+/// and keep-alive carried over from the previous request on the connection.
+fn new_session(
+    stream: Stream,
+    head: Vec<u8>,
+    reused: Option<HttpPersistentSettings>,
+    shutdown: &ShutdownWatch,
+) -> Option<ServerSession> {
+    let mut session = ServerSession::new_http1(unread(stream, &head)?);
+    match reused {
+        Some(settings) => settings.apply_to_session(&mut session),
+        // As pingora does for a new connection: keep-alive unless shutting down.
+        None => session.set_keepalive(if *shutdown.borrow() {
+            None
+        } else {
+            Some(KEEPALIVE_IDLE.as_secs())
+        }),
+    }
+    Some(session)
+}
+
 /// Runs `f` when dropped: the connection gauge goes down however the connection ends.
 fn scopeguard<F: FnMut()>(f: F) -> impl Drop {
     struct Guard<F: FnMut()>(F);
@@ -99,7 +120,10 @@ where
             };
             let bytes = match head {
                 Head::Complete(bytes) if bytes.starts_with(b"CONNECT ") => {
-                    connect::serve(stream, bytes, &self.state).await;
+                    // Boxed: the tunnel's state is about 9 KiB, and held inline it would
+                    // make every connection's task that large, plain HTTP and idle
+                    // WebSockets included.
+                    Box::pin(connect::serve(stream, bytes, &self.state)).await;
                     return None;
                 }
                 Head::TooLarge(bytes) if bytes.starts_with(b"CONNECT ") => {
@@ -116,19 +140,13 @@ where
                 }
                 Head::Idle | Head::Closed { .. } => return None,
             };
-            let stream_again = unread(stream, &bytes)?;
-
-            let mut session = ServerSession::new_http1(stream_again);
-            match reused.take().flatten() {
-                Some(settings) => settings.apply_to_session(&mut session),
-                // As pingora does for a new connection: keep-alive unless shutting down.
-                None => session.set_keepalive(if *shutdown.borrow() {
-                    None
-                } else {
-                    Some(KEEPALIVE_IDLE.as_secs())
-                }),
-            }
-            let next = self.http.process_new_http(session, shutdown).await?;
+            // Built inside one statement, so the session's storage is not kept in this
+            // task's state while pingora serves the request.
+            let serving = self.http.process_new_http(
+                new_session(stream, bytes, reused.take().flatten(), shutdown)?,
+                shutdown,
+            );
+            let next = serving.await?;
             let (next_stream, settings) = next.consume();
             stream = next_stream;
             reused = Some(settings);
