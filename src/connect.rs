@@ -180,10 +180,14 @@ async fn tunnel(client: &mut Stream, head: Vec<u8>, state: &ProxyState) -> Outco
     let started = Instant::now();
     let last_activity = AtomicU64::new(0);
     let copy = splice::splice_bidirectional(&client_socket, &upstream, started, &last_activity);
+    let mut went_idle = false;
     let result = tokio::select! {
         r = copy => r,
         _ = state.tunnels.deadline_reached() => Err(io::Error::other("closed at the shutdown deadline")),
-        _ = idle_watch(state.tunnel_idle_timeout, started, &last_activity) => Err(io::Error::other("idle timeout")),
+        _ = idle_watch(state.tunnel_idle_timeout, started, &last_activity) => {
+            went_idle = true;
+            Err(io::Error::other("idle timeout"))
+        }
     };
     match result {
         Ok((up, down)) => {
@@ -201,6 +205,8 @@ async fn tunnel(client: &mut Stream, head: Vec<u8>, state: &ProxyState) -> Outco
                     unsafe { libc::shutdown(fd, libc::SHUT_WR) };
                 }
                 outcome.error = Some("shutdown");
+            } else if went_idle {
+                outcome.error = Some("idle_timeout");
             } else {
                 outcome.error = Some("tunnel_closed");
             }

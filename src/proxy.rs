@@ -373,6 +373,15 @@ impl ProxyHttp for CmuxProxy {
         e: &Error,
         ctx: &mut Self::CTX,
     ) -> FailToProxy {
+        // A WebSocket closed by `tunnel_idle_timeout_ms`: an expected end, and the
+        // connection is no longer HTTP, so there is nothing to answer.
+        if session.was_upgraded() && e.etype() == &ErrorType::ReadTimedout {
+            ctx.error_code = Some("idle_timeout");
+            return FailToProxy {
+                error_code: 0,
+                can_reuse_downstream: false,
+            };
+        }
         let err = match ctx.early_error.take() {
             Some(err) => Some(err),
             None => classify(e, ctx.target.as_ref())

@@ -1,6 +1,7 @@
-//! pingora's one-minute read timeout, measured for real: a quiet WebSocket outlives it
-//! and a stalled request body gets a clear 408. Each test takes a minute; they run side
-//! by side.
+//! Timeouts on long-lived traffic. pingora's one-minute read timeout, measured for real:
+//! a quiet WebSocket outlives it and a stalled request body gets a clear 408 (these two
+//! take a minute each and run side by side). And `tunnel_idle_timeout_ms`, when set,
+//! closes only quiet tunnels.
 
 mod common;
 
@@ -11,19 +12,18 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-/// pingora reads a client's upgraded bytes with a 60 s timeout of its own; a WebSocket
-/// quiet both ways for longer than that must still be open (an HMR socket between edits).
-#[tokio::test(flavor = "multi_thread")]
-async fn websocket_quiet_both_ways_past_a_minute_stays_open() {
-    let up = Upstream::start().await;
-    let proxy = Proxy::start(&[]);
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A WebSocket to the test upstream's echo, through the proxy.
+async fn ws_connect(proxy: &Proxy, port: &str) -> Ws {
     let mut req = format!("ws://{}/hmr", proxy.addr)
         .into_client_request()
         .unwrap();
     req.headers_mut()
-        .insert("X-Cmux-Port-Internal", up.port().parse().unwrap());
-    let (mut ws, resp) = tokio::time::timeout(
+        .insert("X-Cmux-Port-Internal", port.parse().unwrap());
+    let (ws, resp) = tokio::time::timeout(
         Duration::from_secs(10),
         tokio_tungstenite::connect_async(req),
     )
@@ -31,6 +31,16 @@ async fn websocket_quiet_both_ways_past_a_minute_stays_open() {
     .expect("handshake in time")
     .expect("handshake");
     assert_eq!(resp.status(), 101);
+    ws
+}
+
+/// pingora reads a client's upgraded bytes with a 60 s timeout of its own; a WebSocket
+/// quiet both ways for longer than that must still be open (an HMR socket between edits).
+#[tokio::test(flavor = "multi_thread")]
+async fn websocket_quiet_both_ways_past_a_minute_stays_open() {
+    let up = Upstream::start().await;
+    let proxy = Proxy::start(&[]);
+    let mut ws = ws_connect(&proxy, &up.port()).await;
 
     tokio::time::sleep(Duration::from_secs(65)).await;
     ws.send(Message::Text("after 65 s".into())).await.unwrap();
@@ -78,4 +88,94 @@ async fn stalled_request_body_gets_408_after_a_minute() {
         waited >= Duration::from_secs(59),
         "answered after {waited:?}"
     );
+}
+
+/// With `tunnel_idle_timeout_ms` set, a WebSocket or CONNECT tunnel with no byte either way
+/// for that long is closed, and logged as `idle_timeout`; one with traffic outlives it.
+#[tokio::test(flavor = "multi_thread")]
+async fn tunnel_idle_timeout_closes_only_quiet_tunnels() {
+    let up = Upstream::start().await;
+    let echo = tcp_echo().await;
+    let dir = tempdir();
+    let conf = dir.join("idle.yaml");
+    let log = dir.join("access.log");
+    std::fs::write(
+        &conf,
+        "version: 1\nthreads: 1\ncmux_proxy:\n  tunnel_idle_timeout_ms: 1000\n  \
+         access_log_format: json\n",
+    )
+    .unwrap();
+    let proxy = Proxy::start(&[
+        "-c",
+        conf.to_str().unwrap(),
+        "--access-log",
+        log.to_str().unwrap(),
+    ]);
+
+    let mut busy = ws_connect(&proxy, &up.port()).await;
+    let mut quiet = ws_connect(&proxy, &up.port()).await;
+    let mut tunnel = TcpStream::connect(proxy.addr).await.unwrap();
+    tunnel
+        .write_all(
+            format!(
+                "CONNECT x:1 HTTP/1.1\r\nX-Cmux-Port-Internal: {}\r\n\r\n",
+                echo.port()
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    assert!(read_head(&mut tunnel).await.starts_with("HTTP/1.1 200"));
+
+    for i in 0..10 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let msg = format!("tick {i}");
+        busy.send(Message::Text(msg.clone())).await.unwrap();
+        let echoed = tokio::time::timeout(Duration::from_secs(10), busy.next()).await;
+        assert!(
+            matches!(echoed, Ok(Some(Ok(Message::Text(ref t)))) if *t == msg),
+            "{echoed:?}"
+        );
+    }
+    // 3 s later the busy socket still echoes; the quiet ones were closed by the proxy.
+    let closed = tokio::time::timeout(Duration::from_secs(5), quiet.next())
+        .await
+        .expect("the quiet WebSocket ends in time");
+    assert!(
+        !matches!(closed, Some(Ok(Message::Text(_)))),
+        "the quiet WebSocket got {closed:?}"
+    );
+    assert_eq!(
+        read_until_close(&mut tunnel).await,
+        b"",
+        "the quiet tunnel closes"
+    );
+    busy.close(None).await.unwrap();
+
+    // Both quiet ones are logged as idle closes, with the status they had.
+    let mut lines = String::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        lines = std::fs::read_to_string(&log).unwrap_or_default();
+        if lines.matches("\"idle_timeout\"").count() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let idle: Vec<&str> = lines
+        .lines()
+        .filter(|l| l.contains("idle_timeout"))
+        .collect();
+    assert_eq!(idle.len(), 2, "{lines}");
+    assert!(
+        idle.iter()
+            .any(|l| l.contains("\"kind\":\"websocket\"") && l.contains("\"status\":101")),
+        "{lines}"
+    );
+    assert!(
+        idle.iter()
+            .any(|l| l.contains("\"kind\":\"connect\"") && l.contains("\"status\":200")),
+        "{lines}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

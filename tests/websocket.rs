@@ -96,40 +96,6 @@ async fn workspace_websocket_and_idle_survival() {
     assert_eq!(next(&mut ws).await, Message::Text("still here".into()));
 }
 
-/// With `tunnel_idle_timeout_ms` set, a WebSocket with no byte either way for that long is
-/// closed, and one with traffic in either direction outlives it.
-#[tokio::test(flavor = "multi_thread")]
-async fn tunnel_idle_timeout_closes_only_quiet_websockets() {
-    let up = Upstream::start().await;
-    let dir = tempdir();
-    let conf = dir.join("idle.yaml");
-    std::fs::write(
-        &conf,
-        "version: 1\nthreads: 1\ncmux_proxy:\n  tunnel_idle_timeout_ms: 1000\n",
-    )
-    .unwrap();
-    let proxy = Proxy::start(&["-c", conf.to_str().unwrap()]);
-
-    let mut busy = connect(&proxy, &up.port(), None).await;
-    let mut quiet = connect(&proxy, &up.port(), None).await;
-    for i in 0..10 {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let msg = format!("tick {i}");
-        busy.send(Message::Text(msg.clone())).await.unwrap();
-        assert_eq!(next(&mut busy).await, Message::Text(msg));
-    }
-    // 3 s later: the busy socket still echoes; the quiet one was closed by the proxy.
-    let closed = tokio::time::timeout(Duration::from_secs(5), quiet.next())
-        .await
-        .expect("the quiet socket ends in time");
-    assert!(
-        !matches!(closed, Some(Ok(Message::Text(_)))),
-        "the quiet socket got {closed:?}"
-    );
-    busy.close(None).await.unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn sixteen_concurrent_clients_get_their_own_answers() {
     let up = Upstream::start().await;
