@@ -127,15 +127,21 @@ pub fn body_format(req: &RequestHeader) -> BodyFormat {
 /// Maps a pingora error to the contract's error kinds. `None` means the client itself
 /// is gone or broke the exchange, so there is nobody to answer.
 async fn classify(e: &Error, target: Option<&Target>) -> Option<ProxyErrorKind> {
+    if e.esource() == &ErrorSource::Downstream {
+        // The client's side: pingora reuses connect error types for some client
+        // misbehaviour (bytes sent after the request while it is in flight), which must
+        // not be reported as a failure to reach the target.
+        return match e.etype() {
+            ErrorType::ReadTimedout => Some(ProxyErrorKind::BodyTimeout),
+            _ => None,
+        };
+    }
     match e.etype() {
         ErrorType::ConnectRefused => Some(ProxyErrorKind::PortClosed(match target {
             Some(t) => Some(explain(t).await),
             None => None,
         })),
         ErrorType::ConnectTimedout => Some(ProxyErrorKind::ConnectTimeout),
-        ErrorType::ReadTimedout if e.esource() == &ErrorSource::Downstream => {
-            Some(ProxyErrorKind::BodyTimeout)
-        }
         ErrorType::ConnectNoRoute
         | ErrorType::ConnectError
         | ErrorType::BindError
@@ -393,9 +399,18 @@ impl ProxyHttp for CmuxProxy {
         };
         let Some(err) = err else {
             // The client went away or sent something unusable mid-request.
+            let downstream = e.esource() == &ErrorSource::Downstream;
             let code = match e.etype() {
                 ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed => 0,
-                _ if e.esource() == &ErrorSource::Downstream => 400,
+                // pingora's signal for a client that sent its next request before this
+                // one's response ended (pipelining, which pingora does not serve): close
+                // without an answer, so the client retries what was not answered
+                // (RFC 9112 section 9.3.2) instead of taking an error for a valid request.
+                ErrorType::ConnectError if downstream => {
+                    ctx.error_code = Some("pipelined");
+                    0
+                }
+                _ if downstream => 400,
                 _ => 500,
             };
             if code > 0 {

@@ -276,3 +276,54 @@ async fn client_that_disappears_mid_download_leaves_others_served() {
     assert_eq!(status, 200);
     assert_eq!(body, pattern(1000));
 }
+
+/// pingora does not serve pipelined requests. What a pipelining client gets, as the
+/// README says: requests sent together in one write get the first answered in full and
+/// then a close; a request sent while the previous one is in flight gets a close with
+/// no answer, never an error blaming the target. Either way the client retries what
+/// was not answered (RFC 9112 section 9.3.2), and the proxy serves on.
+#[tokio::test(flavor = "multi_thread")]
+async fn pipelined_requests_get_an_answer_or_a_close_never_a_wrong_error() {
+    let up = Upstream::start().await;
+    let proxy = Proxy::start(&[]);
+    let get = |path: &str| {
+        format!(
+            "GET {path} HTTP/1.1\r\nHost: app\r\nX-Cmux-Port-Internal: {}\r\n\r\n",
+            up.port()
+        )
+    };
+
+    let mut together = TcpStream::connect(proxy.addr).await.unwrap();
+    let batch = [get("/echo?n=1"), get("/echo?n=2"), get("/echo?n=3")].concat();
+    together.write_all(batch.as_bytes()).await.unwrap();
+    let answer = String::from_utf8_lossy(&read_until_close(&mut together).await).to_string();
+    assert_eq!(answer.matches("HTTP/1.1 ").count(), 1, "{answer}");
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+    assert!(answer.contains("GET /echo?n=1"), "{answer}");
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    assert_eq!(
+        header_values(head, "content-length"),
+        vec![body.len().to_string()],
+        "the first answer is complete"
+    );
+
+    let mut early = TcpStream::connect(proxy.addr).await.unwrap();
+    early.write_all(get("/slow").as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    early.write_all(get("/echo").as_bytes()).await.unwrap();
+    let answer = String::from_utf8_lossy(&read_until_close(&mut early).await).to_string();
+    assert!(
+        answer.is_empty() || (answer.starts_with("HTTP/1.1 200 ") && !answer.contains(" 502 ")),
+        "{answer}"
+    );
+
+    let (status, _, body) = tokio::task::block_in_place(|| {
+        curl_full(&[
+            "-H",
+            &format!("X-Cmux-Port-Internal: {}", up.port()),
+            &proxy.url("/echo"),
+        ])
+    });
+    assert_eq!(status, 200);
+    assert!(String::from_utf8_lossy(&body).contains("GET /echo"));
+}
