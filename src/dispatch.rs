@@ -138,6 +138,11 @@ where
                     connect::reject_head(&mut stream, &err, "http", &self.state).await;
                     return None;
                 }
+                Head::NotHttp(byte) => {
+                    let err = ProxyError::without_target(ProxyErrorKind::NotHttp(byte));
+                    connect::reject_head(&mut stream, &err, "http", &self.state).await;
+                    return None;
+                }
                 Head::Idle | Head::Closed { .. } => return None,
             };
             // Built inside one statement, so the session's storage is not kept in this

@@ -31,6 +31,8 @@ pub enum ProxyErrorKind {
     HeadTooLarge,
     /// A CONNECT request that does not parse (400).
     Malformed(String),
+    /// Bytes that cannot start an HTTP/1 request, with the first one (400).
+    NotHttp(u8),
 }
 
 /// An error response: its kind and the target it was aimed at, when known.
@@ -59,7 +61,9 @@ impl ProxyError {
 
     pub fn status(&self) -> u16 {
         match self.kind {
-            ProxyErrorKind::Route(_) | ProxyErrorKind::Malformed(_) => 400,
+            ProxyErrorKind::Route(_)
+            | ProxyErrorKind::Malformed(_)
+            | ProxyErrorKind::NotHttp(_) => 400,
             ProxyErrorKind::HeadTimeout | ProxyErrorKind::BodyTimeout => 408,
             ProxyErrorKind::HeadTooLarge => 431,
             ProxyErrorKind::ConnectTimeout => 504,
@@ -82,7 +86,7 @@ impl ProxyError {
             ProxyErrorKind::HeadTimeout => "head_timeout",
             ProxyErrorKind::BodyTimeout => "body_timeout",
             ProxyErrorKind::HeadTooLarge => "head_too_large",
-            ProxyErrorKind::Malformed(_) => "bad_request",
+            ProxyErrorKind::Malformed(_) | ProxyErrorKind::NotHttp(_) => "bad_request",
         }
     }
 
@@ -110,6 +114,7 @@ impl ProxyError {
             ProxyErrorKind::Malformed(_) => {
                 "send CONNECT <anything> HTTP/1.1 with the routing headers".into()
             }
+            ProxyErrorKind::NotHttp(_) => "use http://, not https://".into(),
         }
     }
 
@@ -150,6 +155,12 @@ impl ProxyError {
                 crate::head::MAX_HEAD_BYTES
             ),
             ProxyErrorKind::Malformed(why) => format!("malformed CONNECT request: {why}"),
+            ProxyErrorKind::NotHttp(0x16) => {
+                "not an HTTP request: a TLS handshake; this listener speaks plain HTTP".into()
+            }
+            ProxyErrorKind::NotHttp(byte) => {
+                format!("not an HTTP request: it starts with byte 0x{byte:02x}")
+            }
         }
     }
 

@@ -29,6 +29,15 @@ pub enum Head {
     Idle,
     /// The head started but did not finish within the head timeout.
     TimedOut,
+    /// The first byte cannot start an HTTP/1 request (a TLS handshake, say): answered at
+    /// once instead of waiting out the head timeout for a line end that never comes.
+    NotHttp(u8),
+}
+
+/// Whether `byte` can start a request: a method is a token (RFC 9110 section 5.6.2),
+/// and empty lines before the request line are allowed (RFC 9112 section 2.2).
+fn can_start_request(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~\r\n".contains(&byte)
 }
 
 /// Position just past the blank line that ends a head, if the buffer has one.
@@ -66,6 +75,9 @@ pub async fn read_head<S: AsyncRead + Unpin>(
             Ok(Ok(n)) => n,
         };
         if before == 0 {
+            if !can_start_request(buf[0]) {
+                return Head::NotHttp(buf[0]);
+            }
             deadline = Instant::now() + head_timeout;
         }
         let search_from = before.saturating_sub(3);
@@ -86,6 +98,23 @@ pub async fn read_head<S: AsyncRead + Unpin>(
 mod tests {
     use super::*;
     use tokio::io::AsyncWriteExt;
+
+    #[tokio::test]
+    async fn tls_handshake_is_not_http() {
+        let (mut a, mut b) = tokio::io::duplex(1 << 16);
+        a.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00]).await.unwrap();
+        let head = read_head(&mut b, Duration::from_secs(5), Duration::from_secs(5)).await;
+        assert!(matches!(head, Head::NotHttp(0x16)), "{head:?}");
+        for start in [
+            &b"\r\nGET / HTTP/1.1\r\n\r\n"[..],
+            b"M-SEARCH * HTTP/1.1\r\n\r\n",
+        ] {
+            let (mut a, mut b) = tokio::io::duplex(1 << 16);
+            a.write_all(start).await.unwrap();
+            let head = read_head(&mut b, Duration::from_secs(5), Duration::from_secs(5)).await;
+            assert!(matches!(head, Head::Complete(_)), "{head:?}");
+        }
+    }
 
     #[tokio::test]
     async fn complete_head_with_trailing_bytes() {

@@ -327,3 +327,40 @@ async fn pipelined_requests_get_an_answer_or_a_close_never_a_wrong_error() {
     assert_eq!(status, 200);
     assert!(String::from_utf8_lossy(&body).contains("GET /echo"));
 }
+
+/// An `https://` URL aimed at the proxy: the TLS handshake is answered at once with a
+/// 400 that says so, instead of waiting out the 30 s head timeout; curl fails fast.
+#[tokio::test(flavor = "multi_thread")]
+async fn tls_handshake_gets_a_prompt_400() {
+    let proxy = Proxy::start(&[]);
+    let mut raw = TcpStream::connect(proxy.addr).await.unwrap();
+    raw.write_all(&[0x16, 0x03, 0x01, 0x00, 0xa5, 0x01, 0x00])
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let answer = read_until_close(&mut raw).await;
+    let (head, body) = String::from_utf8_lossy(&answer)
+        .split_once("\r\n\r\n")
+        .map(|(h, b)| (h.to_string(), b.to_string()))
+        .expect("a response");
+    let status: u16 = head[9..12].parse().unwrap();
+    assert_error(
+        status,
+        &head,
+        body.as_bytes(),
+        400,
+        "not an HTTP request: a TLS handshake; this listener speaks plain HTTP",
+    );
+    assert!(started.elapsed() < Duration::from_secs(3));
+
+    let started = Instant::now();
+    let out = tokio::task::block_in_place(|| {
+        curl(&["-sk", "--max-time", "20", &format!("https://{}/", proxy.addr)])
+    });
+    assert!(!out.status.success());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "curl failed after {:?}",
+        started.elapsed()
+    );
+}
