@@ -33,6 +33,8 @@ pub enum ProxyErrorKind {
     Malformed(String),
     /// Bytes that cannot start an HTTP/1 request, with the first one (400).
     NotHttp(u8),
+    /// A request body that breaks its own framing, with pingora's reason (400).
+    BadBody(String),
 }
 
 /// An error response: its kind and the target it was aimed at, when known.
@@ -63,7 +65,8 @@ impl ProxyError {
         match self.kind {
             ProxyErrorKind::Route(_)
             | ProxyErrorKind::Malformed(_)
-            | ProxyErrorKind::NotHttp(_) => 400,
+            | ProxyErrorKind::NotHttp(_)
+            | ProxyErrorKind::BadBody(_) => 400,
             ProxyErrorKind::HeadTimeout | ProxyErrorKind::BodyTimeout => 408,
             ProxyErrorKind::HeadTooLarge => 431,
             ProxyErrorKind::ConnectTimeout => 504,
@@ -86,7 +89,9 @@ impl ProxyError {
             ProxyErrorKind::HeadTimeout => "head_timeout",
             ProxyErrorKind::BodyTimeout => "body_timeout",
             ProxyErrorKind::HeadTooLarge => "head_too_large",
-            ProxyErrorKind::Malformed(_) | ProxyErrorKind::NotHttp(_) => "bad_request",
+            ProxyErrorKind::Malformed(_)
+            | ProxyErrorKind::NotHttp(_)
+            | ProxyErrorKind::BadBody(_) => "bad_request",
         }
     }
 
@@ -115,6 +120,9 @@ impl ProxyError {
                 "send CONNECT <anything> HTTP/1.1 with the routing headers".into()
             }
             ProxyErrorKind::NotHttp(_) => "use http://, not https://".into(),
+            ProxyErrorKind::BadBody(_) => {
+                "check the body against its Content-Length or chunked encoding".into()
+            }
         }
     }
 
@@ -161,6 +169,7 @@ impl ProxyError {
             ProxyErrorKind::NotHttp(byte) => {
                 format!("not an HTTP request: it starts with byte 0x{byte:02x}")
             }
+            ProxyErrorKind::BadBody(why) => format!("malformed request body: {why}"),
         }
     }
 

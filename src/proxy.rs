@@ -153,6 +153,18 @@ async fn classify(e: &Error, target: Option<&Target>) -> Option<ProxyErrorKind> 
     }
 }
 
+/// Why pingora refused a request body, from the innermost pingora error (the outer ones
+/// carry the peer's description as their context).
+fn body_error_reason(e: &Error) -> String {
+    match e.root_cause().downcast_ref::<Error>() {
+        Some(inner) => inner
+            .context
+            .as_ref()
+            .map_or_else(|| inner.etype().as_str().to_string(), |c| c.to_string()),
+        None => e.root_cause().to_string(),
+    }
+}
+
 /// What listens on the refused target's port, for the 502 body. Reading
 /// `/proc/net/tcp*` is blocking file I/O that grows with every socket on the machine
 /// (a busy machine with 100k TIME_WAIT sockets takes a few hundred ms), so it runs on
@@ -397,29 +409,40 @@ impl ProxyHttp for CmuxProxy {
                     target: ctx.target.clone(),
                 }),
         };
-        let Some(err) = err else {
+        let downstream = e.esource() == &ErrorSource::Downstream;
+        let err = match err {
+            Some(err) => err,
             // The client went away or sent something unusable mid-request.
-            let downstream = e.esource() == &ErrorSource::Downstream;
-            let code = match e.etype() {
-                ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed => 0,
+            None => match e.etype() {
+                ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed => {
+                    return FailToProxy {
+                        error_code: 0,
+                        can_reuse_downstream: false,
+                    }
+                }
                 // pingora's signal for a client that sent its next request before this
                 // one's response ended (pipelining, which pingora does not serve): close
                 // without an answer, so the client retries what was not answered
                 // (RFC 9112 section 9.3.2) instead of taking an error for a valid request.
                 ErrorType::ConnectError if downstream => {
                     ctx.error_code = Some("pipelined");
-                    0
+                    return FailToProxy {
+                        error_code: 0,
+                        can_reuse_downstream: false,
+                    };
                 }
-                _ if downstream => 400,
-                _ => 500,
-            };
-            if code > 0 {
-                let _ = session.respond_error(code).await;
-            }
-            return FailToProxy {
-                error_code: code,
-                can_reuse_downstream: false,
-            };
+                // A body that breaks its framing (a bad chunk size, say).
+                _ if downstream => {
+                    ProxyError::without_target(ProxyErrorKind::BadBody(body_error_reason(e)))
+                }
+                _ => {
+                    let _ = session.respond_error(500).await;
+                    return FailToProxy {
+                        error_code: 500,
+                        can_reuse_downstream: false,
+                    };
+                }
+            },
         };
         let status = err.status();
         ctx.error_code = Some(err.code());

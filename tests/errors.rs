@@ -355,12 +355,49 @@ async fn tls_handshake_gets_a_prompt_400() {
 
     let started = Instant::now();
     let out = tokio::task::block_in_place(|| {
-        curl(&["-sk", "--max-time", "20", &format!("https://{}/", proxy.addr)])
+        curl(&[
+            "-sk",
+            "--max-time",
+            "20",
+            &format!("https://{}/", proxy.addr),
+        ])
     });
     assert!(!out.status.success());
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "curl failed after {:?}",
         started.elapsed()
+    );
+}
+
+/// A chunked body with a bad chunk size: 400 with a body that says what broke, and the
+/// target is not blamed.
+#[tokio::test(flavor = "multi_thread")]
+async fn malformed_chunked_body_gets_400_saying_so() {
+    let up = Upstream::start().await;
+    let proxy = Proxy::start(&[]);
+    let mut s = TcpStream::connect(proxy.addr).await.unwrap();
+    s.write_all(
+        format!(
+            "POST /upload HTTP/1.1\r\nHost: app\r\nX-Cmux-Port-Internal: {}\r\n\
+             Transfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
+            up.port()
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let answer = read_until_close(&mut s).await;
+    let (head, body) = String::from_utf8_lossy(&answer)
+        .split_once("\r\n\r\n")
+        .map(|(h, b)| (h.to_string(), b.to_string()))
+        .expect("a response");
+    let status: u16 = head[9..12].parse().unwrap();
+    assert_error(
+        status,
+        &head,
+        body.as_bytes(),
+        400,
+        "malformed request body: Invalid chunked encoding",
     );
 }
