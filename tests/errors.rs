@@ -25,6 +25,14 @@ fn assert_error(status: u16, head: &str, body: &[u8], want: u16, needle: &str) {
     assert!(text.contains(needle), "{needle:?} not in {text:?}");
 }
 
+/// [`assert_error`] on a whole raw reply (head and body, as read until the close).
+fn assert_error_reply(reply: &[u8], want: u16, needle: &str) {
+    let reply = String::from_utf8_lossy(reply);
+    let (head, body) = reply.split_once("\r\n\r\n").expect("a response head");
+    let status: u16 = head[9..12].parse().expect("a status code");
+    assert_error(status, head, body.as_bytes(), want, needle);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_port_values_get_400_naming_the_header() {
     let up = Upstream::start().await;
@@ -338,16 +346,8 @@ async fn tls_handshake_gets_a_prompt_400() {
         .await
         .unwrap();
     let started = Instant::now();
-    let answer = read_until_close(&mut raw).await;
-    let (head, body) = String::from_utf8_lossy(&answer)
-        .split_once("\r\n\r\n")
-        .map(|(h, b)| (h.to_string(), b.to_string()))
-        .expect("a response");
-    let status: u16 = head[9..12].parse().unwrap();
-    assert_error(
-        status,
-        &head,
-        body.as_bytes(),
+    assert_error_reply(
+        &read_until_close(&mut raw).await,
         400,
         "not an HTTP request: a TLS handshake; this listener speaks plain HTTP",
     );
@@ -387,16 +387,8 @@ async fn malformed_chunked_body_gets_400_saying_so() {
     )
     .await
     .unwrap();
-    let answer = read_until_close(&mut s).await;
-    let (head, body) = String::from_utf8_lossy(&answer)
-        .split_once("\r\n\r\n")
-        .map(|(h, b)| (h.to_string(), b.to_string()))
-        .expect("a response");
-    let status: u16 = head[9..12].parse().unwrap();
-    assert_error(
-        status,
-        &head,
-        body.as_bytes(),
+    assert_error_reply(
+        &read_until_close(&mut s).await,
         400,
         "malformed request body: Invalid chunked encoding",
     );
