@@ -9,6 +9,18 @@ use std::process::exit;
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+/// jemalloc's `malloc_conf`: a pointer to a C string, read at its first allocation.
+#[repr(transparent)]
+struct MallocConf(*const std::ffi::c_char);
+// SAFETY: a pointer to an immutable static string, never written.
+unsafe impl Sync for MallocConf {}
+
+/// pingora allocates a 64 KiB body buffer for every response it reads. That is above
+/// jemalloc's default thread-cache limit (32 KiB), so each one went through the arena's
+/// large-extent path; caching sizes up to 128 KiB per thread serves them from the cache.
+#[export_name = "_rjem_malloc_conf"]
+static MALLOC_CONF: MallocConf = MallocConf(c"tcache_max:131072".as_ptr());
+
 fn main() {
     env_logger::Builder::from_env(
         env_logger::Env::default().default_filter_or("warn,cmux_proxy=info"),
