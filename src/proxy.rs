@@ -34,11 +34,11 @@ const HOP_BY_HOP_RESPONSE: [&str; 5] = [
     "upgrade",
 ];
 
-// Header names parsed once: lookups with a `&str` parse and hash the name every time.
 /// How long a request body may pause before the request ends with 408. pingora's own
 /// default, set explicitly so the error message can name it.
 pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
 
+// Header names parsed once: lookups with a `&str` parse and hash the name every time.
 static PORT: HeaderName = HeaderName::from_static(route::PORT_HEADER);
 static WORKSPACE: HeaderName = HeaderName::from_static(route::WORKSPACE_HEADER);
 static WAIT: HeaderName = HeaderName::from_static(route::WAIT_HEADER);
@@ -167,32 +167,64 @@ pub fn body_format(req: &RequestHeader) -> BodyFormat {
     )
 }
 
-/// Maps a pingora error to the contract's error kinds. `None` means the client itself
-/// is gone or broke the exchange, so there is nobody to answer.
-async fn classify(e: &Error, target: Option<&Target>) -> Option<ProxyErrorKind> {
-    if e.esource() == &ErrorSource::Downstream {
-        // The client's side: pingora reuses connect error types for some client
-        // misbehaviour (bytes sent after the request while it is in flight), which must
-        // not be reported as a failure to reach the target.
-        return match e.etype() {
-            ErrorType::ReadTimedout => Some(ProxyErrorKind::BodyTimeout),
-            _ => None,
-        };
-    }
+/// What to do about a request pingora failed to proxy.
+enum Failure {
+    /// Answer with the contract's error response.
+    Answer(ProxyErrorKind),
+    /// Nobody to answer, or nothing may be written: close, logging this error code.
+    Close(Option<&'static str>),
+    /// A failure of the proxy itself (500).
+    Internal,
+}
+
+/// Maps every pingora error to what the client gets.
+async fn classify(e: &Error, target: Option<&Target>, upgraded: bool) -> Failure {
+    let downstream = e.esource() == &ErrorSource::Downstream;
     match e.etype() {
-        ErrorType::ConnectRefused => Some(ProxyErrorKind::PortClosed(match target {
+        // A WebSocket closed by `tunnel_idle_timeout_ms`: an expected end, and the
+        // connection is no longer HTTP.
+        ErrorType::ReadTimedout if upgraded => Failure::Close(Some("idle_timeout")),
+        ErrorType::ReadTimedout if downstream => Failure::Answer(ProxyErrorKind::BodyTimeout),
+        // The client went away.
+        ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed
+            if downstream =>
+        {
+            Failure::Close(None)
+        }
+        // pingora's signal for a client that sent its next request before this one's
+        // response ended (pipelining, which pingora does not serve): close without an
+        // answer, so the client retries what was not answered (RFC 9112 section 9.3.2)
+        // instead of an error for a valid request, and never blame the target.
+        ErrorType::ConnectError if downstream => Failure::Close(Some("pipelined")),
+        // A body that breaks its framing (a bad chunk size, say).
+        _ if downstream => Failure::Answer(ProxyErrorKind::BadBody(body_error_reason(e))),
+        ErrorType::ConnectRefused => Failure::Answer(ProxyErrorKind::PortClosed(match target {
             Some(t) => Some(explain(t).await),
             None => None,
         })),
-        ErrorType::ConnectTimedout => Some(ProxyErrorKind::ConnectTimeout),
+        ErrorType::ConnectTimedout => Failure::Answer(ProxyErrorKind::ConnectTimeout),
         ErrorType::ConnectNoRoute
         | ErrorType::ConnectError
         | ErrorType::BindError
-        | ErrorType::SocketError => Some(ProxyErrorKind::ConnectFailed(e.root_cause().to_string())),
-        _ => match e.esource() {
-            ErrorSource::Upstream => Some(ProxyErrorKind::UpstreamClosed),
-            _ => None,
-        },
+        | ErrorType::SocketError => {
+            Failure::Answer(ProxyErrorKind::ConnectFailed(e.root_cause().to_string()))
+        }
+        _ if e.esource() == &ErrorSource::Upstream => {
+            Failure::Answer(ProxyErrorKind::UpstreamClosed)
+        }
+        // Read, write or close errors from neither side in particular: the connection is gone.
+        ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed => {
+            Failure::Close(None)
+        }
+        _ => Failure::Internal,
+    }
+}
+
+/// A failed request's connection is never reused.
+fn closed(error_code: u16) -> FailToProxy {
+    FailToProxy {
+        error_code,
+        can_reuse_downstream: false,
     }
 }
 
@@ -433,56 +465,20 @@ impl ProxyHttp for CmuxProxy {
         e: &Error,
         ctx: &mut Self::CTX,
     ) -> FailToProxy {
-        // A WebSocket closed by `tunnel_idle_timeout_ms`: an expected end, and the
-        // connection is no longer HTTP, so there is nothing to answer.
-        if session.was_upgraded() && e.etype() == &ErrorType::ReadTimedout {
-            ctx.error_code = Some("idle_timeout");
-            return FailToProxy {
-                error_code: 0,
-                can_reuse_downstream: false,
-            };
-        }
         let err = match ctx.early_error.take() {
-            Some(err) => Some(err),
-            None => classify(e, ctx.target.as_ref())
-                .await
-                .map(|kind| ProxyError {
+            Some(err) => err,
+            None => match classify(e, ctx.target.as_ref(), session.was_upgraded()).await {
+                Failure::Answer(kind) => ProxyError {
                     kind,
                     target: ctx.target.clone(),
-                }),
-        };
-        let downstream = e.esource() == &ErrorSource::Downstream;
-        let err = match err {
-            Some(err) => err,
-            // The client went away or sent something unusable mid-request.
-            None => match e.etype() {
-                ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed => {
-                    return FailToProxy {
-                        error_code: 0,
-                        can_reuse_downstream: false,
-                    }
+                },
+                Failure::Close(code) => {
+                    ctx.error_code = code;
+                    return closed(0);
                 }
-                // pingora's signal for a client that sent its next request before this
-                // one's response ended (pipelining, which pingora does not serve): close
-                // without an answer, so the client retries what was not answered
-                // (RFC 9112 section 9.3.2) instead of taking an error for a valid request.
-                ErrorType::ConnectError if downstream => {
-                    ctx.error_code = Some("pipelined");
-                    return FailToProxy {
-                        error_code: 0,
-                        can_reuse_downstream: false,
-                    };
-                }
-                // A body that breaks its framing (a bad chunk size, say).
-                _ if downstream => {
-                    ProxyError::without_target(ProxyErrorKind::BadBody(body_error_reason(e)))
-                }
-                _ => {
+                Failure::Internal => {
                     let _ = session.respond_error(500).await;
-                    return FailToProxy {
-                        error_code: 500,
-                        can_reuse_downstream: false,
-                    };
+                    return closed(500);
                 }
             },
         };
@@ -502,10 +498,7 @@ impl ProxyHttp for CmuxProxy {
                 log::debug!("could not send error response: {write_err}");
             }
         }
-        FailToProxy {
-            error_code: status,
-            can_reuse_downstream: false,
-        }
+        closed(status)
     }
 
     /// Errors that are answered with a proper response (or a client that left) are the
