@@ -57,17 +57,9 @@ async fn ws_echo_conn(mut s: TcpStream) -> io::Result<()> {
         if let Some(end) = find_head_end(&buf[..len]) {
             break end;
         }
-        if len == buf.len() {
-            if len >= 64 * 1024 {
-                return Ok(());
-            }
-            buf.resize(len * 2, 0);
-        }
-        let n = s.read(&mut buf[len..]).await?;
-        if n == 0 {
+        if !read_more(&mut s, &mut buf, &mut len, 64 * 1024).await? {
             return Ok(());
         }
-        len += n;
     };
     let head = &buf[..head_end];
     let Some(key) = header_value(head, "sec-websocket-key") else {
@@ -122,18 +114,29 @@ async fn ws_echo_conn(mut s: TcpStream) -> io::Result<()> {
         }
         buf.copy_within(off..len, 0);
         len -= off;
-        if len == buf.len() {
-            if len >= 64 * 1024 * 1024 {
-                return Ok(());
-            }
-            buf.resize(len * 2, 0);
-        }
-        let n = s.read(&mut buf[len..]).await?;
-        if n == 0 {
+        if !read_more(&mut s, &mut buf, &mut len, 64 * 1024 * 1024).await? {
             return Ok(());
         }
-        len += n;
     }
+}
+
+/// Reads more bytes after the first `len` of `buf`, doubling `buf` when it is full.
+/// `false` when the peer closed or a full buffer reached `limit` bytes.
+async fn read_more(
+    s: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    len: &mut usize,
+    limit: usize,
+) -> io::Result<bool> {
+    if *len == buf.len() {
+        if *len >= limit {
+            return Ok(false);
+        }
+        buf.resize(*len * 2, 0);
+    }
+    let n = s.read(&mut buf[*len..]).await?;
+    *len += n;
+    Ok(n > 0)
 }
 
 /// Bulk protocol: the client sends an 8-byte big-endian header. Top bit clear: "upload N
