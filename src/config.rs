@@ -32,6 +32,15 @@ pub const DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT_SECONDS: u64 = 5;
 pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9091";
 pub const DEFAULT_PID_FILE: &str = "/tmp/cmux-proxy.pid";
 pub const DEFAULT_UPGRADE_SOCK: &str = "/tmp/cmux-proxy-upgrade.sock";
+/// SO_SNDBUF of a CONNECT tunnel's socket to a loopback target. Left to autotuning, the
+/// kernel grows it to 4 MiB and megabytes queue between the proxy and the target; capped,
+/// the bytes in flight stay cache-sized. Measured with a 1 GiB upload through one tunnel
+/// on a 2-core VM: 0.35-0.49x direct uncapped, 1.02-1.17x at 256 KiB (128 KiB:
+/// 0.92-1.09x; 1 MiB: no gain); proxy CPU per MB 177-242 µs -> 93-102 µs.
+pub const DEFAULT_TUNNEL_SEND_BUFFER_BYTES: usize = 256 * 1024;
+/// Above this a send buffer size is surely a typo (the kernel caps it at
+/// `net.core.wmem_max` anyway).
+const MAX_TUNNEL_SEND_BUFFER_BYTES: usize = 1 << 30;
 
 /// Command line. pingora's own flags (`-c`, `-d`, `-u`, `-t`) are flattened in.
 #[derive(Parser, Debug)]
@@ -83,6 +92,7 @@ pub struct ConfSection {
     pub wait_for_port_ms: Option<u64>,
     pub max_wait_for_port_ms: Option<u64>,
     pub tunnel_idle_timeout_ms: Option<u64>,
+    pub tunnel_send_buffer_bytes: Option<usize>,
     pub admin_listen: Option<String>,
     pub access_log: Option<String>,
     pub access_log_format: Option<LogFormat>,
@@ -115,6 +125,9 @@ pub struct Settings {
     pub max_wait_for_port: Duration,
     /// Idle timeout of tunnels; `None` (the default) keeps quiet tunnels open.
     pub tunnel_idle_timeout: Option<Duration>,
+    /// SO_SNDBUF for a CONNECT tunnel's socket to a loopback target; `None` leaves it to
+    /// the kernel's autotuning.
+    pub tunnel_send_buffer: Option<usize>,
     /// Where the admin endpoints listen; `None` turns them off.
     pub admin_listen: Option<SocketAddr>,
     pub access_log: LogTarget,
@@ -247,6 +260,19 @@ pub fn merge(cli: &Cli, section: ConfSection) -> Result<Settings, ConfigError> {
         .tunnel_idle_timeout_ms
         .filter(|ms| *ms > 0)
         .map(Duration::from_millis);
+    let tunnel_send_buffer = match section
+        .tunnel_send_buffer_bytes
+        .unwrap_or(DEFAULT_TUNNEL_SEND_BUFFER_BYTES)
+    {
+        0 => None,
+        bytes if bytes > MAX_TUNNEL_SEND_BUFFER_BYTES => {
+            return err(format!(
+                "tunnel_send_buffer_bytes must be at most {MAX_TUNNEL_SEND_BUFFER_BYTES} \
+                 (0 leaves it to the kernel)"
+            ))
+        }
+        bytes => Some(bytes),
+    };
 
     let admin_raw = cli
         .admin_listen
@@ -292,6 +318,7 @@ pub fn merge(cli: &Cli, section: ConfSection) -> Result<Settings, ConfigError> {
         wait_for_port: Duration::from_millis(wait_for_port_ms),
         max_wait_for_port: Duration::from_millis(max_wait_for_port_ms),
         tunnel_idle_timeout,
+        tunnel_send_buffer,
     })
 }
 
@@ -417,6 +444,28 @@ mod tests {
             .unwrap();
         assert!(e.0.contains("lisen"), "{e}");
         assert!(!e.0.contains('\n'));
+    }
+
+    #[test]
+    fn tunnel_send_buffer_default_off_and_bounds() {
+        let with = |bytes| {
+            merge(
+                &cli(&[]),
+                ConfSection {
+                    tunnel_send_buffer_bytes: bytes,
+                    ..Default::default()
+                },
+            )
+        };
+        let default = with(None).unwrap().tunnel_send_buffer;
+        assert_eq!(default, Some(DEFAULT_TUNNEL_SEND_BUFFER_BYTES));
+        assert_eq!(with(Some(0)).unwrap().tunnel_send_buffer, None);
+        assert_eq!(with(Some(65536)).unwrap().tunnel_send_buffer, Some(65536));
+        let e = with(Some(1 << 31)).unwrap_err();
+        assert!(
+            e.0.contains("tunnel_send_buffer_bytes must be at most"),
+            "{e}"
+        );
     }
 
     #[test]

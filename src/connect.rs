@@ -18,6 +18,7 @@ use crate::route::{self, RouteRequest, Target};
 use crate::splice;
 use crate::state::{ProxyState, WaitPolicy};
 use crate::tunnels::TunnelKind;
+use pingora::protocols::l4::ext::set_snd_buf;
 use pingora::protocols::l4::stream::Stream as TcpStream4;
 use pingora::protocols::Stream;
 use std::io;
@@ -245,7 +246,12 @@ async fn connect_waiting(
     let mut refusals = 0;
     loop {
         let err = match connect(target, state.connect_timeout).await {
-            Ok(s) => return Ok(s),
+            Ok(s) => {
+                if let Some(bytes) = state.tunnel_send_buffer {
+                    cap_send_buffer(&s, target, bytes);
+                }
+                return Ok(s);
+            }
             Err(e) => e,
         };
         state.metrics.connect_failed(match err {
@@ -391,5 +397,53 @@ async fn connect(target: &Target, timeout: Duration) -> Result<TcpStream, ProxyE
             let _ = stream.set_nodelay(true);
             Ok(stream)
         }
+    }
+}
+
+/// Caps the send buffer of the socket to a loopback target (see
+/// `config::DEFAULT_TUNNEL_SEND_BUFFER_BYTES` for the measurement). Only loopback: over a
+/// real network a fixed buffer would cap throughput at buffer / round trip.
+fn cap_send_buffer(stream: &TcpStream, target: &Target, bytes: usize) {
+    if !target.addr.ip().is_loopback() {
+        return;
+    }
+    if let Err(e) = set_snd_buf(stream.as_raw_fd(), bytes) {
+        log::debug!("CONNECT to {}: {e}", target.describe());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pingora::protocols::l4::ext::get_snd_buf;
+    use tokio::net::TcpListener;
+
+    async fn socket_to(listener: &TcpListener) -> TcpStream {
+        TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn send_buffer_is_capped_for_loopback_targets_only() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let target = Target {
+            addr: listener.local_addr().unwrap(),
+            workspace: None,
+        };
+        let stream = socket_to(&listener).await;
+        let autotuned = get_snd_buf(stream.as_raw_fd()).unwrap();
+        cap_send_buffer(&stream, &target, 256 * 1024);
+        // Linux doubles the value for its own bookkeeping.
+        assert_eq!(get_snd_buf(stream.as_raw_fd()).unwrap(), 512 * 1024);
+        assert_ne!(autotuned, 512 * 1024);
+
+        let elsewhere = Target {
+            addr: "192.0.2.1:80".parse().unwrap(),
+            workspace: None,
+        };
+        let untouched = socket_to(&listener).await;
+        cap_send_buffer(&untouched, &elsewhere, 256 * 1024);
+        assert_eq!(get_snd_buf(untouched.as_raw_fd()).unwrap(), autotuned);
     }
 }

@@ -16,6 +16,8 @@ pub struct ProxyState {
     pub head_timeout: Duration,
     /// Idle timeout for tunnels; `None` means tunnels stay open while both ends do.
     pub tunnel_idle_timeout: Option<Duration>,
+    /// SO_SNDBUF for CONNECT tunnels' sockets to loopback targets (`None`: the kernel's).
+    pub tunnel_send_buffer: Option<usize>,
     pub wait: WaitPolicy,
     pub loops: LoopGuard,
     pub tunnels: Arc<Tunnels>,
@@ -39,6 +41,7 @@ impl ProxyState {
             connect_timeout: settings.connect_timeout,
             head_timeout: settings.request_head_timeout,
             tunnel_idle_timeout: settings.tunnel_idle_timeout,
+            tunnel_send_buffer: settings.tunnel_send_buffer,
             wait: WaitPolicy {
                 default: settings.wait_for_port,
                 max: settings.max_wait_for_port,
