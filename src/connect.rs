@@ -18,7 +18,6 @@ use crate::route::{self, RouteRequest, Target};
 use crate::splice;
 use crate::state::{ProxyState, WaitPolicy};
 use crate::tunnels::TunnelKind;
-use pingora::protocols::l4::ext::set_snd_buf;
 use pingora::protocols::l4::stream::Stream as TcpStream4;
 use pingora::protocols::Stream;
 use std::io;
@@ -407,7 +406,7 @@ fn cap_send_buffer(stream: &TcpStream, target: &Target, bytes: usize) {
     if !target.addr.ip().is_loopback() {
         return;
     }
-    if let Err(e) = set_snd_buf(stream.as_raw_fd(), bytes) {
+    if let Err(e) = splice::set_send_buffer(stream, bytes) {
         log::debug!("CONNECT to {}: {e}", target.describe());
     }
 }

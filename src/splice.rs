@@ -124,6 +124,13 @@ pub async fn splice_bidirectional(
     )
 }
 
+/// Sets the socket's send buffer (SO_SNDBUF; Linux doubles the value for its own
+/// bookkeeping). A fixed size also turns the kernel's autotuning off for this socket; see
+/// `config::DEFAULT_TUNNEL_SEND_BUFFER_BYTES` for why tunnels want that.
+pub fn set_send_buffer(socket: &TcpStream, bytes: usize) -> io::Result<()> {
+    pingora::protocols::l4::ext::set_snd_buf(socket.as_raw_fd(), bytes).map_err(io::Error::other)
+}
+
 /// A second, tokio-registered handle on a socket that pingora owns, so that pingora's
 /// stream can be dropped and the socket used with `splice`. The socket stays open as
 /// long as either handle does; pingora's stream does not shut it down when dropped.

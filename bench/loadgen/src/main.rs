@@ -10,7 +10,8 @@
 //!   idle-ws      --addr ADDR [--port P] [--conns 10000] [--concurrency 64] [--hold 120] [--ready-file F] [--via-connect]
 //!   (--via-connect: the WebSocket runs inside a CONNECT tunnel to P instead of an upgrade)
 //! Reference:
-//!   tcp-relay --listen ADDR --to ADDR [--mode copy|splice] [--buf 65536]   bare TCP forwarder
+//!   tcp-relay --listen ADDR --to ADDR [--mode copy|splice] [--buf 65536] [--sndbuf 262144]
+//!             bare TCP forwarder (--sndbuf: SO_SNDBUF toward --to, 0 = the kernel's)
 //! Helpers:
 //!   free-ports N                       prints N distinct free loopback ports
 //!   summarize --raw F [--meta F] [--markdown F]
@@ -143,6 +144,10 @@ fn run(cmd: &str, o: &Opts) -> Result<(), String> {
             o.req("to")?,
             o.get("mode").unwrap_or("copy"),
             o.num("buf", 64 * 1024)?,
+            o.num(
+                "sndbuf",
+                cmux_proxy::config::DEFAULT_TUNNEL_SEND_BUFFER_BYTES,
+            )?,
         )),
         "free-ports" => {
             let n = o

@@ -2,7 +2,8 @@
 //! what a bare relay reaches on this machine with a user-space copy loop (`--mode copy`, the
 //! way tokio's `copy_bidirectional` works, with `--buf`-byte buffers) or with cmux-proxy's
 //! own `splice(2)` pump (`--mode splice`, the code its CONNECT tunnels run, without the
-//! proxy around it).
+//! proxy around it). `sndbuf` caps the send buffer toward the target, as the proxy's
+//! `tunnel_send_buffer_bytes` does (0 leaves it to the kernel).
 //! Not used by run.sh's table; see bench/README.md ("Reference relay").
 
 use std::io;
@@ -10,7 +11,7 @@ use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 use tokio::net::{TcpListener, TcpStream};
 
-pub fn run(listen: &str, to: &str, mode: &str, buf: usize) -> io::Result<()> {
+pub fn run(listen: &str, to: &str, mode: &str, buf: usize, sndbuf: usize) -> io::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -31,6 +32,9 @@ pub fn run(listen: &str, to: &str, mode: &str, buf: usize) -> io::Result<()> {
                 };
                 let _ = client.set_nodelay(true);
                 let _ = upstream.set_nodelay(true);
+                if sndbuf > 0 {
+                    let _ = cmux_proxy::splice::set_send_buffer(&upstream, sndbuf);
+                }
                 if mode == "splice" {
                     let activity = AtomicU64::new(0);
                     let _ = cmux_proxy::splice::splice_bidirectional(
