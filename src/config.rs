@@ -92,6 +92,7 @@ pub struct ConfSection {
     pub wait_for_port_ms: Option<u64>,
     pub max_wait_for_port_ms: Option<u64>,
     pub tunnel_idle_timeout_ms: Option<u64>,
+    pub upstream_read_timeout_ms: Option<u64>,
     pub tunnel_send_buffer_bytes: Option<usize>,
     pub admin_listen: Option<String>,
     pub access_log: Option<String>,
@@ -125,6 +126,9 @@ pub struct Settings {
     pub max_wait_for_port: Duration,
     /// Idle timeout of tunnels; `None` (the default) keeps quiet tunnels open.
     pub tunnel_idle_timeout: Option<Duration>,
+    /// Longest silence from a target before or during its response (not upgrades);
+    /// `None` (the default) waits as long as the client does.
+    pub upstream_read_timeout: Option<Duration>,
     /// SO_SNDBUF for a CONNECT tunnel's socket to a loopback target; `None` leaves it to
     /// the kernel's autotuning.
     pub tunnel_send_buffer: Option<usize>,
@@ -260,6 +264,10 @@ pub fn merge(cli: &Cli, section: ConfSection) -> Result<Settings, ConfigError> {
         .tunnel_idle_timeout_ms
         .filter(|ms| *ms > 0)
         .map(Duration::from_millis);
+    let upstream_read_timeout = section
+        .upstream_read_timeout_ms
+        .filter(|ms| *ms > 0)
+        .map(Duration::from_millis);
     let tunnel_send_buffer = match section
         .tunnel_send_buffer_bytes
         .unwrap_or(DEFAULT_TUNNEL_SEND_BUFFER_BYTES)
@@ -318,6 +326,7 @@ pub fn merge(cli: &Cli, section: ConfSection) -> Result<Settings, ConfigError> {
         wait_for_port: Duration::from_millis(wait_for_port_ms),
         max_wait_for_port: Duration::from_millis(max_wait_for_port_ms),
         tunnel_idle_timeout,
+        upstream_read_timeout,
         tunnel_send_buffer,
     })
 }

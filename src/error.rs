@@ -7,6 +7,7 @@
 use crate::route::{RouteError, Target};
 use crate::sockets::RefusalExplanation;
 use bytes::Bytes;
+use std::time::Duration;
 
 /// What went wrong, in the terms of the contract's error table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,6 +20,8 @@ pub enum ProxyErrorKind {
     ConnectTimeout,
     /// The target closed or sent garbage before a response head (502).
     UpstreamClosed,
+    /// The target sent nothing for `upstream_read_timeout_ms` (504).
+    ReadTimeout(Duration),
     /// Any other failure to connect (502).
     ConnectFailed(String),
     /// The target is this proxy itself, or the request already passed through it (508).
@@ -69,7 +72,7 @@ impl ProxyError {
             | ProxyErrorKind::BadBody(_) => 400,
             ProxyErrorKind::HeadTimeout | ProxyErrorKind::BodyTimeout => 408,
             ProxyErrorKind::HeadTooLarge => 431,
-            ProxyErrorKind::ConnectTimeout => 504,
+            ProxyErrorKind::ConnectTimeout | ProxyErrorKind::ReadTimeout(_) => 504,
             ProxyErrorKind::LoopDetected => 508,
             ProxyErrorKind::PortClosed(_)
             | ProxyErrorKind::UpstreamClosed
@@ -84,6 +87,7 @@ impl ProxyError {
             ProxyErrorKind::PortClosed(_) => "port_closed",
             ProxyErrorKind::ConnectTimeout => "connect_timeout",
             ProxyErrorKind::UpstreamClosed => "upstream_closed",
+            ProxyErrorKind::ReadTimeout(_) => "read_timeout",
             ProxyErrorKind::ConnectFailed(_) => "connect_failed",
             ProxyErrorKind::LoopDetected => "loop_detected",
             ProxyErrorKind::HeadTimeout => "head_timeout",
@@ -108,6 +112,9 @@ impl ProxyError {
             }
             ProxyErrorKind::UpstreamClosed => {
                 "the server accepted the connection but gave no HTTP response: is it an HTTP server? Use CONNECT for raw TCP".into()
+            }
+            ProxyErrorKind::ReadTimeout(_) => {
+                "the server took the request but did not answer: is it stuck, or stopped in a debugger? Raise upstream_read_timeout_ms for slow endpoints".into()
             }
             ProxyErrorKind::ConnectFailed(_) => "check the target address".into(),
             ProxyErrorKind::LoopDetected => {
@@ -149,6 +156,10 @@ impl ProxyError {
             ProxyErrorKind::UpstreamClosed => {
                 format!("{target} closed the connection or sent an invalid response before a response head")
             }
+            ProxyErrorKind::ReadTimeout(limit) => format!(
+                "{target} sent no response within {} ms (upstream_read_timeout_ms)",
+                limit.as_millis()
+            ),
             ProxyErrorKind::ConnectFailed(why) => format!("cannot connect to {target}: {why}"),
             ProxyErrorKind::LoopDetected => {
                 format!("loop detected: the request would reach this proxy again at {target}")

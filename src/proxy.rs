@@ -178,7 +178,12 @@ enum Failure {
 }
 
 /// Maps every pingora error to what the client gets.
-async fn classify(e: &Error, target: Option<&Target>, upgraded: bool) -> Failure {
+async fn classify(
+    e: &Error,
+    target: Option<&Target>,
+    upgraded: bool,
+    read_timeout: Option<Duration>,
+) -> Failure {
     let downstream = e.esource() == &ErrorSource::Downstream;
     match e.etype() {
         // A WebSocket closed by `tunnel_idle_timeout_ms`: an expected end, and the
@@ -203,6 +208,11 @@ async fn classify(e: &Error, target: Option<&Target>, upgraded: bool) -> Failure
             None => None,
         })),
         ErrorType::ConnectTimedout => Failure::Answer(ProxyErrorKind::ConnectTimeout),
+        // `upstream_read_timeout_ms` ran out: 504 before a response head; after one,
+        // pingora writes nothing more and the connection closes with the body cut short.
+        ErrorType::ReadTimedout => Failure::Answer(ProxyErrorKind::ReadTimeout(
+            read_timeout.unwrap_or_default(),
+        )),
         ErrorType::ConnectNoRoute
         | ErrorType::ConnectError
         | ErrorType::BindError
@@ -344,7 +354,8 @@ impl ProxyHttp for CmuxProxy {
         let mut peer = HttpPeer::new(addr, false, String::new());
         peer.options.connection_timeout = Some(self.state.connect_timeout);
         // No read, write or idle timeout by default: a quiet WebSocket or a long poll
-        // must survive. The optional tunnel idle timeout applies to upgrades only.
+        // must survive. The optional tunnel idle timeout applies to upgrades only, the
+        // optional upstream read timeout to everything else.
         if session.is_upgrade_req() {
             peer.options.read_timeout = self.state.tunnel_idle_timeout;
             // pingora reads a downstream body, upgraded bytes included, with a 60 s
@@ -352,6 +363,7 @@ impl ProxyHttp for CmuxProxy {
             // (an HMR socket between edits) was closed under the user.
             session.set_read_timeout(self.state.tunnel_idle_timeout);
         } else {
+            peer.options.read_timeout = self.state.upstream_read_timeout;
             session.set_read_timeout(Some(BODY_READ_TIMEOUT));
         }
         Ok(Box::new(peer))
@@ -467,7 +479,14 @@ impl ProxyHttp for CmuxProxy {
     ) -> FailToProxy {
         let err = match ctx.early_error.take() {
             Some(err) => err,
-            None => match classify(e, ctx.target.as_ref(), session.was_upgraded()).await {
+            None => match classify(
+                e,
+                ctx.target.as_ref(),
+                session.was_upgraded(),
+                self.state.upstream_read_timeout,
+            )
+            .await
+            {
                 Failure::Answer(kind) => ProxyError {
                     kind,
                     target: ctx.target.clone(),

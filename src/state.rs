@@ -16,6 +16,8 @@ pub struct ProxyState {
     pub head_timeout: Duration,
     /// Idle timeout for tunnels; `None` means tunnels stay open while both ends do.
     pub tunnel_idle_timeout: Option<Duration>,
+    /// Longest silence from a target during a plain HTTP exchange; `None`: no limit.
+    pub upstream_read_timeout: Option<Duration>,
     /// SO_SNDBUF for CONNECT tunnels' sockets to loopback targets (`None`: the kernel's).
     pub tunnel_send_buffer: Option<usize>,
     pub wait: WaitPolicy,
@@ -41,6 +43,7 @@ impl ProxyState {
             connect_timeout: settings.connect_timeout,
             head_timeout: settings.request_head_timeout,
             tunnel_idle_timeout: settings.tunnel_idle_timeout,
+            upstream_read_timeout: settings.upstream_read_timeout,
             tunnel_send_buffer: settings.tunnel_send_buffer,
             wait: WaitPolicy {
                 default: settings.wait_for_port,

@@ -1,7 +1,8 @@
 //! Timeouts on long-lived traffic. pingora's one-minute read timeout, measured for real:
 //! a quiet WebSocket outlives it and a stalled request body gets a clear 408 (these two
 //! take a minute each and run side by side). And `tunnel_idle_timeout_ms`, when set,
-//! closes only quiet tunnels.
+//! closes only quiet tunnels; `upstream_read_timeout_ms`, when set, answers a silent
+//! target with 504 and cuts a response that stalls, but leaves WebSockets alone.
 
 mod common;
 
@@ -177,5 +178,85 @@ async fn tunnel_idle_timeout_closes_only_quiet_tunnels() {
             .any(|l| l.contains("\"kind\":\"connect\"") && l.contains("\"status\":200")),
         "{lines}"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// With `upstream_read_timeout_ms` set: a target that takes the request and stays silent
+/// gets 504 `read_timeout` in about that time; one that stalls mid-response has its body
+/// cut (its status was already sent); a prompt answer and a quiet WebSocket are untouched.
+#[tokio::test(flavor = "multi_thread")]
+async fn upstream_read_timeout_answers_504_or_cuts_the_body() {
+    let up = Upstream::start().await;
+    let dir = tempdir();
+    let conf = dir.join("read.yaml");
+    let log = dir.join("access.log");
+    std::fs::write(
+        &conf,
+        "version: 1\nthreads: 1\ncmux_proxy:\n  upstream_read_timeout_ms: 400\n",
+    )
+    .unwrap();
+    let proxy = Proxy::start(&[
+        "-c",
+        conf.to_str().unwrap(),
+        "--access-log",
+        log.to_str().unwrap(),
+    ]);
+    let port_header = format!("X-Cmux-Port-Internal: {}", up.port());
+
+    // /slow answers after 1 s: too late.
+    let started = Instant::now();
+    let (status, head, body) = curl_full(&["-H", &port_header, &proxy.url("/slow")]);
+    let took = started.elapsed();
+    assert_eq!(status, 504, "{head}");
+    assert_eq!(
+        String::from_utf8_lossy(&body),
+        format!(
+            "127.0.0.1:{} sent no response within 400 ms (upstream_read_timeout_ms)\n",
+            up.port()
+        )
+    );
+    assert!(
+        took >= Duration::from_millis(350) && took < Duration::from_millis(950),
+        "answered after {took:?}"
+    );
+
+    // /sse sends its head and a first event, then pauses 1.5 s: the body is cut.
+    let out = curl(&["-N", "-H", &port_header, &proxy.url("/sse")]);
+    let streamed = String::from_utf8_lossy(&out.stdout);
+    assert!(streamed.contains("data: first"), "{streamed}");
+    assert!(!streamed.contains("data: second"), "{streamed}");
+    assert_eq!(out.status.code(), Some(18), "curl: transfer cut short");
+
+    // A prompt answer is unaffected, and so is a WebSocket quiet for longer than the limit.
+    let (status, _, body) = curl_full(&["-H", &port_header, &proxy.url("/echo")]);
+    assert_eq!(status, 200);
+    assert!(body.starts_with(b"GET /echo"));
+    let mut ws = ws_connect(&proxy, &up.port()).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    ws.send(Message::Text("still here".into())).await.unwrap();
+    let echoed = tokio::time::timeout(Duration::from_secs(10), ws.next()).await;
+    assert!(
+        matches!(echoed, Ok(Some(Ok(Message::Text(ref t)))) if t == "still here"),
+        "{echoed:?}"
+    );
+    ws.close(None).await.unwrap();
+
+    // Both timeouts are in the access log, the cut one with the status it had sent.
+    let mut lines = String::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        lines = std::fs::read_to_string(&log).unwrap_or_default();
+        if lines.matches("error=read_timeout").count() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let timed_out: Vec<&str> = lines
+        .lines()
+        .filter(|l| l.contains("error=read_timeout"))
+        .collect();
+    assert_eq!(timed_out.len(), 2, "{lines}");
+    assert!(timed_out[0].contains("\"GET /slow\"") && timed_out[0].contains(" 504 "));
+    assert!(timed_out[1].contains("\"GET /sse\"") && timed_out[1].contains(" 200 "));
     let _ = std::fs::remove_dir_all(&dir);
 }
