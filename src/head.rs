@@ -40,9 +40,21 @@ fn can_start_request(byte: u8) -> bool {
     byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~\r\n".contains(&byte)
 }
 
-/// Position just past the blank line that ends a head, if the buffer has one.
+/// Position just past the blank line that ends a head, if the buffer has one. A line may
+/// end in LF alone (RFC 9112 section 2.2 lets a recipient accept that, and pingora's
+/// parser does): `printf 'GET / HTTP/1.1\n...\n\n' | nc` is a request, not a wait for
+/// the head timeout.
 pub fn head_end(buf: &[u8]) -> Option<usize> {
-    buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4)
+    let mut from = 0;
+    while let Some(i) = buf[from..].iter().position(|&b| b == b'\n') {
+        let lf = from + i;
+        match &buf[lf + 1..] {
+            [b'\n', ..] => return Some(lf + 2),
+            [b'\r', b'\n', ..] => return Some(lf + 3),
+            _ => from = lf + 1,
+        }
+    }
+    None
 }
 
 /// Reads a request head: waits up to `idle` for its first byte, then up to
@@ -80,7 +92,8 @@ pub async fn read_head<S: AsyncRead + Unpin>(
             }
             deadline = Instant::now() + head_timeout;
         }
-        let search_from = before.saturating_sub(3);
+        // The blank line's first LF may have come with the previous read.
+        let search_from = before.saturating_sub(2);
         debug_assert_eq!(buf.len(), before + n);
         if let Some(end) = head_end(&buf[search_from..]) {
             if search_from + end > MAX_HEAD_BYTES {
@@ -131,11 +144,33 @@ mod tests {
         }
     }
 
+    #[test]
+    fn head_ends_at_the_first_blank_line_crlf_or_lf() {
+        assert_eq!(head_end(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nbody"), Some(27));
+        assert_eq!(head_end(b"GET / HTTP/1.1\nHost: x\n\nbody"), Some(24));
+        assert_eq!(head_end(b"GET / HTTP/1.1\nHost: x\n\r\nbody"), Some(25));
+        assert_eq!(head_end(b"GET / HTTP/1.1\r\nHost: x\r\n"), None);
+        assert_eq!(head_end(b"GET / HTTP/1.1\r\nHost: x\r\n\r"), None);
+        assert_eq!(head_end(b""), None);
+    }
+
     #[tokio::test]
     async fn head_split_across_reads() {
         let (mut a, mut b) = tokio::io::duplex(1 << 16);
         let writer = tokio::spawn(async move {
             for part in [&b"GET / HTTP/1.1\r\nHost: x\r"[..], b"\n", b"\r", b"\n"] {
+                a.write_all(part).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            a
+        });
+        let got = read_head(&mut b, Duration::from_secs(1), Duration::from_secs(1)).await;
+        assert!(matches!(got, Head::Complete(_)), "{got:?}");
+        drop(writer.await);
+
+        let (mut a, mut b) = tokio::io::duplex(1 << 16);
+        let writer = tokio::spawn(async move {
+            for part in [&b"GET / HTTP/1.1\nHost: x\n"[..], b"\n"] {
                 a.write_all(part).await.unwrap();
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }

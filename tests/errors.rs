@@ -217,6 +217,51 @@ async fn raw_exchange(proxy: &Proxy, bytes: &[u8]) -> String {
     String::from_utf8_lossy(&read_until_close(&mut s).await).to_string()
 }
 
+/// Lines ended by LF alone (`printf 'GET / HTTP/1.1\n...\n\n' | nc`) are a request that is
+/// served at once, CONNECT included, not a wait for the 30 s head timeout.
+#[tokio::test(flavor = "multi_thread")]
+async fn bare_lf_line_ends_are_served_at_once() {
+    let up = Upstream::start().await;
+    let echo = tcp_echo().await;
+    let proxy = Proxy::start(&[]);
+    let started = Instant::now();
+    let reply = raw_exchange(
+        &proxy,
+        format!(
+            "GET /echo HTTP/1.1\nHost: x\nX-Cmux-Port-Internal: {}\nConnection: close\n\n",
+            up.port()
+        )
+        .as_bytes(),
+    )
+    .await;
+    assert!(reply.starts_with("HTTP/1.1 200 OK\r\n"), "{reply:?}");
+    assert!(reply.contains("\r\n\r\nGET /echo\n"), "{reply:?}");
+
+    let mut tunnel = TcpStream::connect(proxy.addr).await.unwrap();
+    tunnel
+        .write_all(
+            format!(
+                "CONNECT x:1 HTTP/1.1\nX-Cmux-Port-Internal: {}\n\nping",
+                echo.port()
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    assert!(read_head(&mut tunnel).await.starts_with("HTTP/1.1 200"));
+    let mut echoed = [0u8; 4];
+    tokio::time::timeout(Duration::from_secs(5), tunnel.read_exact(&mut echoed))
+        .await
+        .expect("echo in time")
+        .unwrap();
+    assert_eq!(&echoed, b"ping");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn malformed_requests_never_take_the_listener_down() {
     let up = Upstream::start().await;
