@@ -13,6 +13,7 @@ pub mod connect;
 pub mod dispatch;
 pub mod error;
 pub mod head;
+pub mod limits;
 pub mod metrics;
 pub mod proxy;
 pub mod route;

@@ -1,5 +1,5 @@
 use clap::Parser;
-use cmux_proxy::{config, server};
+use cmux_proxy::{config, limits, server};
 use std::process::exit;
 
 /// jemalloc: pingora allocates and frees many small buffers per request. Measured with
@@ -56,6 +56,15 @@ fn main() {
             eprintln!("cmux-proxy: {e}");
             exit(1);
         }
+    }
+    match limits::raise_open_file_limit() {
+        Ok(Some(raised)) => log::info!(
+            "open-file limit raised from {} to {}",
+            raised.from,
+            raised.to
+        ),
+        Ok(None) => {}
+        Err(e) => log::warn!("could not raise the open-file limit: {e}"),
     }
     log::info!(
         "listening on {:?}, default upstream host {}",

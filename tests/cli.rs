@@ -120,3 +120,72 @@ fn version_flag() {
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("cmux-proxy "));
 }
+
+/// Started from a shell whose soft open-file limit is 256, the proxy raises it to the hard
+/// limit: 300 open client connections and a request on top is still answered.
+#[test]
+fn soft_open_file_limit_is_raised_to_the_hard_limit() {
+    let own = std::fs::read_to_string("/proc/self/limits").unwrap();
+    let hard: u64 = own
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(4))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(u64::MAX);
+    if hard < 1024 {
+        eprintln!("skipped: the hard open-file limit here is {hard}");
+        return;
+    }
+    // The upstream's tasks run on this runtime, kept alive for the whole test.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let up = runtime.block_on(Upstream::start());
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut child = Command::new("bash")
+        .args([
+            "-c",
+            "ulimit -Sn 256 && exec \"$0\" \"$@\"",
+            PROXY_BIN,
+            "--listen",
+            &addr,
+            "--admin-listen",
+            "off",
+            "--access-log",
+            "off",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while std::net::TcpStream::connect(&addr).is_err() {
+        assert!(Instant::now() < deadline, "proxy did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.id())).unwrap();
+    let open_files: Vec<&str> = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    // "Max open files <soft> <hard> files"
+    assert_eq!(open_files[3], open_files[4], "{limits}");
+    assert_ne!(open_files[3], "256", "{limits}");
+
+    let held: Vec<std::net::TcpStream> = (0..300)
+        .map(|_| std::net::TcpStream::connect(&addr).unwrap())
+        .collect();
+    let (status, _, body) = curl_full(&[
+        "-H",
+        &format!("X-Cmux-Port-Internal: {}", up.port()),
+        &format!("http://{addr}/echo"),
+    ]);
+    assert_eq!(status, 200);
+    assert!(body.starts_with(b"GET /echo"));
+    drop(held);
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("open-file limit raised from 256 to"), "{log}");
+}
