@@ -35,6 +35,29 @@ async fn ws_connect(proxy: &Proxy, port: &str) -> Ws {
     ws
 }
 
+/// The access log lines that contain `needle`, once there are `count` of them (waiting at
+/// most 5 s: lines are written by a separate thread), and the whole log for messages.
+async fn log_lines_with(
+    log: &std::path::Path,
+    needle: &str,
+    count: usize,
+) -> (Vec<String>, String) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let found: Vec<String> = text
+            .lines()
+            .filter(|l| l.contains(needle))
+            .map(str::to_string)
+            .collect();
+        if found.len() >= count || Instant::now() >= deadline {
+            assert_eq!(found.len(), count, "{text}");
+            return (found, text);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// pingora reads a client's upgraded bytes with a 60 s timeout of its own; a WebSocket
 /// quiet both ways for longer than that must still be open (an HMR socket between edits).
 #[tokio::test(flavor = "multi_thread")]
@@ -154,20 +177,7 @@ async fn tunnel_idle_timeout_closes_only_quiet_tunnels() {
     busy.close(None).await.unwrap();
 
     // Both quiet ones are logged as idle closes, with the status they had.
-    let mut lines = String::new();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline {
-        lines = std::fs::read_to_string(&log).unwrap_or_default();
-        if lines.matches("\"idle_timeout\"").count() >= 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let idle: Vec<&str> = lines
-        .lines()
-        .filter(|l| l.contains("idle_timeout"))
-        .collect();
-    assert_eq!(idle.len(), 2, "{lines}");
+    let (idle, lines) = log_lines_with(&log, "\"idle_timeout\"", 2).await;
     assert!(
         idle.iter()
             .any(|l| l.contains("\"kind\":\"websocket\"") && l.contains("\"status\":101")),
@@ -242,21 +252,14 @@ async fn upstream_read_timeout_answers_504_or_cuts_the_body() {
     ws.close(None).await.unwrap();
 
     // Both timeouts are in the access log, the cut one with the status it had sent.
-    let mut lines = String::new();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline {
-        lines = std::fs::read_to_string(&log).unwrap_or_default();
-        if lines.matches("error=read_timeout").count() >= 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let timed_out: Vec<&str> = lines
-        .lines()
-        .filter(|l| l.contains("error=read_timeout"))
-        .collect();
-    assert_eq!(timed_out.len(), 2, "{lines}");
-    assert!(timed_out[0].contains("\"GET /slow\"") && timed_out[0].contains(" 504 "));
-    assert!(timed_out[1].contains("\"GET /sse\"") && timed_out[1].contains(" 200 "));
+    let (timed_out, lines) = log_lines_with(&log, "error=read_timeout", 2).await;
+    assert!(
+        timed_out[0].contains("\"GET /slow\"") && timed_out[0].contains(" 504 "),
+        "{lines}"
+    );
+    assert!(
+        timed_out[1].contains("\"GET /sse\"") && timed_out[1].contains(" 200 "),
+        "{lines}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
