@@ -35,6 +35,26 @@ async fn ws_connect(proxy: &Proxy, port: &str) -> Ws {
     ws
 }
 
+/// A proxy run from a conf whose `cmux_proxy:` section is `section`, logging to a file.
+/// Returns the proxy, the temporary directory and the access log's path.
+fn proxy_with_section(section: &str) -> (Proxy, std::path::PathBuf, std::path::PathBuf) {
+    let dir = tempdir();
+    let conf = dir.join("conf.yaml");
+    let log = dir.join("access.log");
+    std::fs::write(
+        &conf,
+        format!("version: 1\nthreads: 1\ncmux_proxy:\n{section}"),
+    )
+    .unwrap();
+    let proxy = Proxy::start(&[
+        "-c",
+        conf.to_str().unwrap(),
+        "--access-log",
+        log.to_str().unwrap(),
+    ]);
+    (proxy, dir, log)
+}
+
 /// The access log lines that contain `needle`, once there are `count` of them (waiting at
 /// most 5 s: lines are written by a separate thread), and the whole log for messages.
 async fn log_lines_with(
@@ -120,21 +140,8 @@ async fn stalled_request_body_gets_408_after_a_minute() {
 async fn tunnel_idle_timeout_closes_only_quiet_tunnels() {
     let up = Upstream::start().await;
     let echo = tcp_echo().await;
-    let dir = tempdir();
-    let conf = dir.join("idle.yaml");
-    let log = dir.join("access.log");
-    std::fs::write(
-        &conf,
-        "version: 1\nthreads: 1\ncmux_proxy:\n  tunnel_idle_timeout_ms: 1000\n  \
-         access_log_format: json\n",
-    )
-    .unwrap();
-    let proxy = Proxy::start(&[
-        "-c",
-        conf.to_str().unwrap(),
-        "--access-log",
-        log.to_str().unwrap(),
-    ]);
+    let (proxy, dir, log) =
+        proxy_with_section("  tunnel_idle_timeout_ms: 1000\n  access_log_format: json\n");
 
     let mut busy = ws_connect(&proxy, &up.port()).await;
     let mut quiet = ws_connect(&proxy, &up.port()).await;
@@ -197,20 +204,7 @@ async fn tunnel_idle_timeout_closes_only_quiet_tunnels() {
 #[tokio::test(flavor = "multi_thread")]
 async fn upstream_read_timeout_answers_504_or_cuts_the_body() {
     let up = Upstream::start().await;
-    let dir = tempdir();
-    let conf = dir.join("read.yaml");
-    let log = dir.join("access.log");
-    std::fs::write(
-        &conf,
-        "version: 1\nthreads: 1\ncmux_proxy:\n  upstream_read_timeout_ms: 400\n",
-    )
-    .unwrap();
-    let proxy = Proxy::start(&[
-        "-c",
-        conf.to_str().unwrap(),
-        "--access-log",
-        log.to_str().unwrap(),
-    ]);
+    let (proxy, dir, log) = proxy_with_section("  upstream_read_timeout_ms: 400\n");
     let port_header = format!("X-Cmux-Port-Internal: {}", up.port());
 
     // /slow answers after 1 s: too late.
