@@ -10,7 +10,7 @@
 //! [`crate::splice`]), half-close included.
 
 use crate::access_log::Entry;
-use crate::error::{raw_response, BodyFormat, ProxyError, ProxyErrorKind};
+use crate::error::{final_reply, raw_response, BodyFormat, ProxyError, ProxyErrorKind};
 use crate::head;
 use crate::metrics::ConnectFailure;
 use crate::proxy::explain;
@@ -291,9 +291,11 @@ async fn write_all_flush<S: AsyncWrite + Unpin>(s: &mut S, bytes: &[u8]) -> io::
 }
 
 /// Answers with an error in plain text (the request's `Accept` is unknown or moot)
-/// and closes.
-pub async fn reject(client: &mut Stream, err: &ProxyError) {
-    answer_and_close(client, &raw_response(err, BodyFormat::Text)).await;
+/// and closes; returns the bytes of the answer.
+pub async fn reject(client: &mut Stream, err: &ProxyError) -> usize {
+    let reply = final_reply(err);
+    answer_and_close(client, &reply).await;
+    reply.len()
 }
 
 /// Answers a request whose head could not be read (too slow, too large) and logs it:
@@ -303,7 +305,7 @@ pub async fn reject_head(client: &mut Stream, err: &ProxyError, kind: &str, stat
     let peer = client
         .get_socket_digest()
         .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).copied());
-    reject(client, err).await;
+    let bytes_out = reject(client, err).await as u64;
     state.record(&Entry {
         client: peer,
         method: "-",
@@ -313,7 +315,7 @@ pub async fn reject_head(client: &mut Stream, err: &ProxyError, kind: &str, stat
         kind,
         status: err.status(),
         bytes_in: 0,
-        bytes_out: err.body(BodyFormat::Text).len() as u64,
+        bytes_out,
         duration: started.elapsed(),
         error: Some(err.code()),
     });

@@ -22,6 +22,9 @@ use std::time::Duration;
 /// How long an idle keep-alive connection waits for its next request (pingora's own
 /// default for HTTP/1.1 keep-alive).
 const KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
+/// The start of the connection preface of HTTP/2 (RFC 9113 section 3.4); as a request
+/// line it reads `PRI * HTTP/2.0`.
+const HTTP2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n";
 
 /// The application served on each listening socket.
 pub struct FrontDoor<H> {
@@ -124,6 +127,13 @@ where
                     // make every connection's task that large, plain HTTP and idle
                     // WebSockets included.
                     Box::pin(connect::serve(stream, bytes, &self.state)).await;
+                    return None;
+                }
+                // h2c with prior knowledge (gRPC's plaintext mode): refused in HTTP/2
+                // terms, where pingora would close without a word.
+                Head::Complete(bytes) if bytes.starts_with(HTTP2_PREFACE) => {
+                    let err = ProxyError::without_target(ProxyErrorKind::Http2);
+                    connect::reject_head(&mut stream, &err, "http", &self.state).await;
                     return None;
                 }
                 Head::TooLarge(bytes) if bytes.starts_with(b"CONNECT ") => {

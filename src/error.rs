@@ -38,6 +38,9 @@ pub enum ProxyErrorKind {
     NotHttp(u8),
     /// A request body that breaks its own framing, with pingora's reason (400).
     BadBody(String),
+    /// An HTTP/2 connection preface (h2c with prior knowledge, as gRPC clients send):
+    /// answered in HTTP/2 terms, logged as 505.
+    Http2,
 }
 
 /// An error response: its kind and the target it was aimed at, when known.
@@ -74,6 +77,7 @@ impl ProxyError {
             ProxyErrorKind::HeadTooLarge => 431,
             ProxyErrorKind::ConnectTimeout | ProxyErrorKind::ReadTimeout(_) => 504,
             ProxyErrorKind::LoopDetected => 508,
+            ProxyErrorKind::Http2 => 505,
             ProxyErrorKind::PortClosed(_)
             | ProxyErrorKind::UpstreamClosed
             | ProxyErrorKind::ConnectFailed(_) => 502,
@@ -93,6 +97,7 @@ impl ProxyError {
             ProxyErrorKind::HeadTimeout => "head_timeout",
             ProxyErrorKind::BodyTimeout => "body_timeout",
             ProxyErrorKind::HeadTooLarge => "head_too_large",
+            ProxyErrorKind::Http2 => "http2_unsupported",
             ProxyErrorKind::Malformed(_)
             | ProxyErrorKind::NotHttp(_)
             | ProxyErrorKind::BadBody(_) => "bad_request",
@@ -127,6 +132,9 @@ impl ProxyError {
                 "send CONNECT <anything> HTTP/1.1 with the routing headers".into()
             }
             ProxyErrorKind::NotHttp(_) => "use http://, not https://".into(),
+            ProxyErrorKind::Http2 => {
+                "send HTTP/1.1, or tunnel HTTP/2 (gRPC, say) through CONNECT".into()
+            }
             ProxyErrorKind::BadBody(_) => {
                 "check the body against its Content-Length or chunked encoding".into()
             }
@@ -181,6 +189,9 @@ impl ProxyError {
                 format!("not an HTTP request: it starts with byte 0x{byte:02x}")
             }
             ProxyErrorKind::BadBody(why) => format!("malformed request body: {why}"),
+            ProxyErrorKind::Http2 => {
+                "HTTP/2 is not served here: this listener speaks HTTP/1.1".into()
+            }
         }
     }
 
@@ -334,6 +345,39 @@ pub fn raw_response(err: &ProxyError, format: BodyFormat) -> Vec<u8> {
     out
 }
 
+/// The bytes that end a connection in reply to `err`: an HTTP/1.1 response in plain text,
+/// or, to an HTTP/2 client, what it can read (see [`http2_refusal`]).
+pub fn final_reply(err: &ProxyError) -> Vec<u8> {
+    match err.kind {
+        ProxyErrorKind::Http2 => http2_refusal(&format!("{}; {}", err.message(), err.hint())),
+        _ => raw_response(err, BodyFormat::Text),
+    }
+}
+
+/// An HTTP/2 server's whole answer to a client it will not serve (RFC 9113): its
+/// connection preface (an empty SETTINGS frame), then GOAWAY with error code
+/// HTTP_1_1_REQUIRED and `why` as the debug data. An HTTP/1.1 response would be read by
+/// the client as a broken frame.
+pub fn http2_refusal(why: &str) -> Vec<u8> {
+    const SETTINGS: u8 = 0x4;
+    const GOAWAY: u8 = 0x7;
+    const HTTP_1_1_REQUIRED: u32 = 0xd;
+    let frame = |kind: u8, payload: &[u8]| {
+        let len = (payload.len() as u32).to_be_bytes();
+        // length (24 bits), type, flags, stream 0
+        let mut f = vec![len[1], len[2], len[3], kind, 0, 0, 0, 0, 0];
+        f.extend_from_slice(payload);
+        f
+    };
+    let mut goaway = Vec::with_capacity(8 + why.len());
+    goaway.extend_from_slice(&0u32.to_be_bytes()); // last stream id: none was processed
+    goaway.extend_from_slice(&HTTP_1_1_REQUIRED.to_be_bytes());
+    goaway.extend_from_slice(why.as_bytes());
+    let mut out = frame(SETTINGS, &[]);
+    out.extend(frame(GOAWAY, &goaway));
+    out
+}
+
 fn http_reason(status: u16) -> &'static str {
     match status {
         400 => "Bad Request",
@@ -342,6 +386,7 @@ fn http_reason(status: u16) -> &'static str {
         502 => "Bad Gateway",
         508 => "Loop Detected",
         504 => "Gateway Timeout",
+        505 => "HTTP Version Not Supported",
         _ => "Error",
     }
 }
@@ -413,6 +458,24 @@ mod tests {
         let raw = String::from_utf8(raw_response(&e, BodyFormat::Text)).unwrap();
         assert!(raw.starts_with("HTTP/1.1 502 Bad Gateway\r\n"), "{raw}");
         assert!(raw.contains(&format!("Content-Length: {}\r\n", text.len())));
+    }
+
+    #[test]
+    fn http2_refusal_is_a_settings_frame_then_goaway_http_1_1_required() {
+        let bytes = final_reply(&ProxyError::without_target(ProxyErrorKind::Http2));
+        assert_eq!(&bytes[..9], &[0, 0, 0, 4, 0, 0, 0, 0, 0]);
+        let goaway = &bytes[9..];
+        let len = u32::from_be_bytes([0, goaway[0], goaway[1], goaway[2]]) as usize;
+        assert_eq!(goaway[3], 7, "GOAWAY");
+        assert_eq!(&goaway[5..9], &[0, 0, 0, 0], "on stream 0");
+        assert_eq!(goaway.len(), 9 + len);
+        assert_eq!(&goaway[9..13], &[0, 0, 0, 0], "last stream id");
+        assert_eq!(&goaway[13..17], &[0, 0, 0, 0xd], "HTTP_1_1_REQUIRED");
+        let why = std::str::from_utf8(&goaway[17..]).unwrap();
+        assert!(
+            why.contains("speaks HTTP/1.1") && why.contains("CONNECT"),
+            "{why}"
+        );
     }
 
     #[test]

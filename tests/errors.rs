@@ -262,6 +262,35 @@ async fn bare_lf_line_ends_are_served_at_once() {
     );
 }
 
+/// An HTTP/2 client with prior knowledge (gRPC in plaintext) gets an answer it can read:
+/// the server preface, then GOAWAY with HTTP_1_1_REQUIRED and the reason, at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn http2_prior_knowledge_gets_goaway_http_1_1_required() {
+    let proxy = Proxy::start(&[]);
+    let mut s = TcpStream::connect(proxy.addr).await.unwrap();
+    // The client preface and an empty SETTINGS frame.
+    s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .await
+        .unwrap();
+    let reply = tokio::time::timeout(Duration::from_secs(5), read_until_close(&mut s))
+        .await
+        .expect("answered and closed at once");
+    assert_eq!(
+        &reply[..9],
+        b"\0\0\0\x04\0\0\0\0\0",
+        "SETTINGS first: {reply:?}"
+    );
+    let goaway = &reply[9..];
+    assert_eq!(goaway[3], 0x7, "then GOAWAY: {reply:?}");
+    assert_eq!(&goaway[13..17], &[0, 0, 0, 0xd], "HTTP_1_1_REQUIRED");
+    let why = String::from_utf8_lossy(&goaway[17..]);
+    assert_eq!(
+        why,
+        "HTTP/2 is not served here: this listener speaks HTTP/1.1; \
+         send HTTP/1.1, or tunnel HTTP/2 (gRPC, say) through CONNECT"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn malformed_requests_never_take_the_listener_down() {
     let up = Upstream::start().await;
