@@ -154,6 +154,11 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// An optional timeout in milliseconds, where absent and 0 both mean "none".
+fn optional_ms(ms: Option<u64>) -> Option<Duration> {
+    ms.filter(|ms| *ms > 0).map(Duration::from_millis)
+}
+
 fn err<T>(msg: impl Into<String>) -> Result<T, ConfigError> {
     Err(ConfigError(msg.into()))
 }
@@ -260,14 +265,8 @@ pub fn merge(cli: &Cli, section: ConfSection) -> Result<Settings, ConfigError> {
         .or(section.wait_for_port_ms)
         .unwrap_or(DEFAULT_WAIT_FOR_PORT_MS)
         .min(max_wait_for_port_ms);
-    let tunnel_idle_timeout = section
-        .tunnel_idle_timeout_ms
-        .filter(|ms| *ms > 0)
-        .map(Duration::from_millis);
-    let upstream_read_timeout = section
-        .upstream_read_timeout_ms
-        .filter(|ms| *ms > 0)
-        .map(Duration::from_millis);
+    let tunnel_idle_timeout = optional_ms(section.tunnel_idle_timeout_ms);
+    let upstream_read_timeout = optional_ms(section.upstream_read_timeout_ms);
     let tunnel_send_buffer = match section
         .tunnel_send_buffer_bytes
         .unwrap_or(DEFAULT_TUNNEL_SEND_BUFFER_BYTES)

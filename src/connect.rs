@@ -244,13 +244,8 @@ async fn connect_waiting(
     let started = Instant::now();
     let mut refusals = 0;
     loop {
-        let err = match connect(target, state.connect_timeout).await {
-            Ok(s) => {
-                if let Some(bytes) = state.tunnel_send_buffer {
-                    cap_send_buffer(&s, target, bytes);
-                }
-                return Ok(s);
-            }
+        let err = match connect(target, state).await {
+            Ok(s) => return Ok(s),
             Err(e) => e,
         };
         state.metrics.connect_failed(match err {
@@ -386,9 +381,11 @@ fn parse_head(bytes: Vec<u8>) -> Result<ConnectHead, String> {
     Ok(parsed)
 }
 
-/// Connects to the target, classifying failures as the HTTP path does.
-async fn connect(target: &Target, timeout: Duration) -> Result<TcpStream, ProxyErrorKind> {
-    match tokio::time::timeout(timeout, TcpStream::connect(target.addr)).await {
+/// Connects to the target, classifying failures as the HTTP path does, and sets the new
+/// socket up for the tunnel.
+async fn connect(target: &Target, state: &ProxyState) -> Result<TcpStream, ProxyErrorKind> {
+    let connecting = TcpStream::connect(target.addr);
+    match tokio::time::timeout(state.connect_timeout, connecting).await {
         Err(_) => Err(ProxyErrorKind::ConnectTimeout),
         Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionRefused => {
             Err(ProxyErrorKind::PortClosed(None))
@@ -396,6 +393,9 @@ async fn connect(target: &Target, timeout: Duration) -> Result<TcpStream, ProxyE
         Ok(Err(e)) => Err(ProxyErrorKind::ConnectFailed(e.to_string())),
         Ok(Ok(stream)) => {
             let _ = stream.set_nodelay(true);
+            if let Some(bytes) = state.tunnel_send_buffer {
+                cap_send_buffer(&stream, target, bytes);
+            }
             Ok(stream)
         }
     }
