@@ -46,6 +46,14 @@ static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
+/// The headers this proxy adds, as the names pingora writes upstream. Given a
+/// `HeaderName`, pingora's insert copies its lower-case text into a new buffer for the
+/// name it writes; a static name is used as it is, and goes out in the usual case.
+static X_FORWARDED_FOR_CASE: Bytes = Bytes::from_static(b"X-Forwarded-For");
+static X_FORWARDED_PROTO_CASE: Bytes = Bytes::from_static(b"X-Forwarded-Proto");
+static X_FORWARDED_HOST_CASE: Bytes = Bytes::from_static(b"X-Forwarded-Host");
+static VIA_CASE: Bytes = Bytes::from_static(b"Via");
+
 /// The proxy: everything it needs is in the shared state.
 pub struct CmuxProxy {
     state: Arc<ProxyState>,
@@ -382,14 +390,17 @@ impl ProxyHttp for CmuxProxy {
         if let Some(client) = session.client_addr().and_then(|a| a.as_inet()) {
             let forwarded =
                 append_list_entry(upstream, &X_FORWARDED_FOR, |out| push_ip(out, client.ip()));
-            upstream.insert_header(X_FORWARDED_FOR.clone(), forwarded)?;
+            upstream.insert_header(X_FORWARDED_FOR_CASE.clone(), forwarded)?;
         }
         if !upstream.headers.contains_key(&X_FORWARDED_PROTO) {
-            upstream.insert_header(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"))?;
+            upstream.insert_header(
+                X_FORWARDED_PROTO_CASE.clone(),
+                HeaderValue::from_static("http"),
+            )?;
         }
         if !upstream.headers.contains_key(&X_FORWARDED_HOST) {
             if let Some(host) = upstream.headers.get(http::header::HOST).cloned() {
-                upstream.insert_header(X_FORWARDED_HOST.clone(), host)?;
+                upstream.insert_header(X_FORWARDED_HOST_CASE.clone(), host)?;
             }
         }
         // Mark the request as ours, so that it is refused if it ever comes back.
@@ -397,9 +408,9 @@ impl ProxyHttp for CmuxProxy {
             let via = append_list_entry(upstream, &http::header::VIA, |out| {
                 out.push_str(&self.state.loops.via)
             });
-            upstream.insert_header(http::header::VIA, via)?;
+            upstream.insert_header(VIA_CASE.clone(), via)?;
         } else {
-            upstream.insert_header(http::header::VIA, self.via.clone())?;
+            upstream.insert_header(VIA_CASE.clone(), self.via.clone())?;
         }
         Ok(())
     }
