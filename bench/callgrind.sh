@@ -62,23 +62,20 @@ wait_port() { # wait_port PORT NAME: up to 60 s (valgrind starts slowly)
   return 1
 }
 
-nginx_paths() {
+# What both nginx configs share, up to the inside of `http {`: one foreground process
+# (so callgrind sees all of its work) with every file it writes in $TMP.
+nginx_head() { # nginx_head NAME
   local d
+  printf 'daemon off;\nmaster_process off;\nuser root;\n'
+  printf 'error_log %s/%s-error.log warn;\npid %s/%s.pid;\n' "$TMP" "$1" "$TMP" "$1"
+  printf 'events { worker_connections 1024; }\nhttp {\n'
   for d in client_body proxy fastcgi uwsgi scgi; do echo "  ${d}_temp_path $TMP/$1-$d;"; done
+  printf '  access_log off;\n  keepalive_requests 1000000000;\n'
 }
 
 SMALL_BODY="cmux-proxy benchmark upstream: a small response body of 64 bytes.."
 cat >"$TMP/upstream.conf" <<EOF
-daemon off;
-master_process off;
-user root;
-error_log $TMP/upstream-error.log warn;
-pid $TMP/upstream.pid;
-events { worker_connections 1024; }
-http {
-$(nginx_paths upstream)
-  access_log off;
-  keepalive_requests 1000000000;
+$(nginx_head upstream)
   server {
     listen 127.0.0.1:$UP;
     location = /small { default_type text/plain; return 200 "$SMALL_BODY"; }
@@ -90,19 +87,9 @@ PIDS+=($!)
 wait_port "$UP" upstream
 
 # The same routing as bench/run.sh's nginx: the port header picks a named upstream with
-# keep-alive; forwarding headers as cmux-proxy sets them. One process, so callgrind sees
-# all of nginx's work.
+# keep-alive; forwarding headers as cmux-proxy sets them.
 cat >"$TMP/nginx.conf" <<EOF
-daemon off;
-master_process off;
-user root;
-error_log $TMP/nginx-error.log warn;
-pid $TMP/nginx.pid;
-events { worker_connections 1024; }
-http {
-$(nginx_paths nginx)
-  access_log off;
-  keepalive_requests 1000000000;
+$(nginx_head nginx)
   map \$http_x_cmux_port_internal \$cmux_upstream { default up$UP; }
   upstream up$UP { server 127.0.0.1:$UP; keepalive 64; }
   server {
