@@ -2,34 +2,45 @@
 //!
 //! A request names its target with headers (`X-Cmux-Port-Internal`,
 //! `X-Cmux-Workspace-Internal`) or a `<workspace>-<port>.localhost` Host; the proxy
-//! streams it there. Plain HTTP/1.1 and WebSocket upgrades go through pingora's proxy
-//! ([`proxy`]); `CONNECT` tunnels are served on the same listener ([`connect`]), chosen
-//! per request by [`dispatch`].
+//! streams it there. Each folder answers one question:
+//!
+//! | module | question |
+//! |---|---|
+//! | [`app`] | how is the server put together: flags, conf, shared state, services, signals? |
+//! | [`front`] | what arrives on the listener, and where does it go? |
+//! | [`routing`] | where does a request go? (headers in, target out; no I/O) |
+//! | [`proxy`] | how are HTTP/1.1 and WebSocket proxied (pingora's `ProxyHttp` hooks)? |
+//! | [`tunnel`] | how are CONNECT tunnels made and relayed? |
+//! | [`error`] | what does a client get when something fails? |
+//! | [`observe`] | what can an operator see: access log, metrics, admin endpoints? |
+//! | [`host`] | what does the machine say: listening sockets, owners, raw syscalls? |
+//!
+//! # The request path, in pingora's phase order
+//!
+//! ```text
+//! accept (pingora Service, one per listen address)
+//!  └─ front::FrontDoor::process_new       read the head: bounded in size and time
+//!      ├─ "CONNECT ..."  ─> tunnel::serve
+//!      │     request::parse ─> routing::Router::route ─> upstream::connect_waiting
+//!      │     ─> "200 Connection Established" ─> relay (splice both ways) ─> observe
+//!      ├─ h2c preface, not HTTP, head timeout ─> front::early::refuse (error::reply)
+//!      └─ anything else ─> pingora's HTTP proxy, with proxy::CmuxProxy's hooks:
+//!           upstream_peer            routing::Router::route (first attempt),
+//!                                    or pause before retrying a refused target
+//!           fail_to_connect          count it; retry a refusal within the wait budget
+//!           upstream_request_filter  drop routing headers; X-Forwarded-*, Via
+//!           response_filter          101: count the WebSocket; else drop hop-by-hop
+//!           (pingora streams the body both ways, or the upgraded WebSocket bytes)
+//!           fail_to_proxy            proxy::failure::classify ─> error table ─> reply
+//!           logging                  observe::Recorder (metrics, access log)
+//! ```
+#![deny(unsafe_code)]
 
-pub mod access_log;
-pub mod admin;
-pub mod config;
-pub mod connect;
-pub mod dispatch;
+pub mod app;
 pub mod error;
-pub mod head;
-pub mod limits;
-pub mod metrics;
+pub mod front;
+pub mod host;
+pub mod observe;
 pub mod proxy;
-pub mod route;
-pub mod server;
-pub mod sock_diag;
-pub mod sockets;
-pub mod splice;
-pub mod state;
-pub mod tunnels;
-
-/// Where the shared routing contract and its test vectors live: `$CMUX_SPEC_DIR`, or
-/// `../shared/spec` beside the repository.
-#[cfg(test)]
-pub(crate) fn spec_dir() -> std::path::PathBuf {
-    match std::env::var_os("CMUX_SPEC_DIR") {
-        Some(dir) => dir.into(),
-        None => std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/spec"),
-    }
-}
+pub mod routing;
+pub mod tunnel;

@@ -1,25 +1,31 @@
+#![deny(unsafe_code)]
+
 use clap::Parser;
-use cmux_proxy::{config, limits, server};
+use cmux_proxy::app::{self, limits, server, signals};
 use std::process::exit;
 
 /// jemalloc: pingora allocates and frees many small buffers per request. Measured with
 /// callgrind: 101.6k instructions per proxied request against 115k with glibc's malloc,
 /// at the same memory per idle WebSocket (mimalloc saved as much CPU but held 3.6 times
-/// the memory per idle connection).
+/// the memory per idle connection). Its options are set at build time, in
+/// `.cargo/config.toml`.
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-/// jemalloc's `malloc_conf`: a pointer to a C string, read at its first allocation.
-#[repr(transparent)]
-struct MallocConf(*const std::ffi::c_char);
-// SAFETY: a pointer to an immutable static string, never written.
-unsafe impl Sync for MallocConf {}
-
-/// pingora allocates a 64 KiB body buffer for every response it reads. That is above
-/// jemalloc's default thread-cache limit (32 KiB), so each one went through the arena's
-/// large-extent path; caching sizes up to 128 KiB per thread serves them from the cache.
-#[export_name = "_rjem_malloc_conf"]
-static MALLOC_CONF: MallocConf = MallocConf(c"tcache_max:131072".as_ptr());
+/// `-t`: the conf is valid; say what would listen, and exit.
+fn report_valid(loaded: &app::Loaded) -> ! {
+    let listen: Vec<String> = loaded
+        .settings
+        .listen
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    println!(
+        "cmux-proxy: configuration OK (listen {})",
+        listen.join(", ")
+    );
+    exit(0)
+}
 
 fn main() {
     env_logger::Builder::from_env(
@@ -27,29 +33,19 @@ fn main() {
     )
     .init();
 
-    let cli = config::Cli::parse();
-    let loaded = match config::load(&cli) {
+    let cli = app::Cli::parse();
+    let loaded = match app::load(&cli) {
         Ok(loaded) => loaded,
         Err(e) => {
             eprintln!("cmux-proxy: {e}");
             exit(2);
         }
     };
-    if cli.pingora.test {
-        let listen: Vec<String> = loaded
-            .settings
-            .listen
-            .iter()
-            .map(|a| a.to_string())
-            .collect();
-        println!(
-            "cmux-proxy: configuration OK (listen {})",
-            listen.join(", ")
-        );
-        exit(0);
+    if cli.test {
+        report_valid(&loaded);
     }
     // On an upgrade the sockets come from the running instance, so they are in use.
-    if !cli.pingora.upgrade {
+    if !cli.upgrade {
         let mut addrs = loaded.settings.listen.clone();
         addrs.extend(loaded.settings.admin_listen);
         if let Err(e) = server::check_listen_addresses(&addrs) {
@@ -72,7 +68,7 @@ fn main() {
         loaded.settings.upstream_host_name
     );
     match server::build(&cli, loaded) {
-        Ok(server) => server::run(server),
+        Ok(server) => signals::run(server),
         Err(e) => {
             eprintln!("cmux-proxy: {e}");
             exit(1);

@@ -33,11 +33,11 @@ pub fn run(listen: &str, to: &str, mode: &str, buf: usize, sndbuf: usize) -> io:
                 let _ = client.set_nodelay(true);
                 let _ = upstream.set_nodelay(true);
                 if sndbuf > 0 {
-                    let _ = cmux_proxy::splice::set_send_buffer(&upstream, sndbuf);
+                    let _ = cmux_proxy::tunnel::splice::set_send_buffer(&upstream, sndbuf);
                 }
                 if mode == "splice" {
                     let activity = AtomicU64::new(0);
-                    let _ = cmux_proxy::splice::splice_bidirectional(
+                    let _ = cmux_proxy::tunnel::splice::splice_bidirectional(
                         &client,
                         &upstream,
                         Instant::now(),

@@ -1,0 +1,103 @@
+//! The command line. Each flag can also come from the environment (`CMUX_*`) or the
+//! conf's `cmux_proxy:` section; `merge.rs` says which wins.
+
+use clap::Parser;
+use pingora::server::configuration::Opt;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "cmux-proxy",
+    version,
+    about = "Header-routed reverse proxy for side-by-side coding workspaces"
+)]
+pub struct Cli {
+    /// Address to listen on, IP:PORT; repeatable or comma-separated
+    /// [default: 0.0.0.0:8080,127.0.0.1:8080]
+    #[arg(long = "listen", env = "CMUX_LISTEN", value_delimiter = ',')]
+    pub listen: Vec<String>,
+
+    /// Upstream host for requests that name no workspace (a name or an IP literal)
+    /// [default: 127.0.0.1]
+    #[arg(long, env = "CMUX_UPSTREAM_HOST")]
+    pub upstream_host: Option<String>,
+
+    /// Upstream connect timeout in milliseconds [default: 5000]
+    #[arg(long, env = "CMUX_CONNECT_TIMEOUT_MS")]
+    pub connect_timeout_ms: Option<u64>,
+
+    /// How long to keep retrying a target that refuses connections, in milliseconds
+    /// (0: answer 502 at once) [default: 2000]
+    #[arg(long, env = "CMUX_WAIT_FOR_PORT_MS")]
+    pub wait_for_port_ms: Option<u64>,
+
+    /// Admin listener (health, metrics, ports), IP:PORT or "off" [default: 127.0.0.1:9091]
+    #[arg(long, env = "CMUX_ADMIN_LISTEN")]
+    pub admin_listen: Option<String>,
+
+    /// Access log: "stderr", "off" or a file path [default: stderr]
+    #[arg(long, env = "CMUX_ACCESS_LOG")]
+    pub access_log: Option<String>,
+
+    /// The YAML conf file: pingora's server keys (threads, pid_file, error_log, ...) and
+    /// this proxy's `cmux_proxy:` section
+    #[arg(short = 'c', long = "conf")]
+    pub conf: Option<String>,
+
+    /// Run in the background: detach from the terminal, write the conf's pid_file and
+    /// log to its error_log
+    #[arg(short = 'd', long)]
+    pub daemon: bool,
+
+    /// Take over the listening sockets of the instance that is running now (graceful
+    /// upgrade: start this, then send the old one SIGQUIT; no connection is refused)
+    #[arg(short = 'u', long)]
+    pub upgrade: bool,
+
+    /// Check the conf and the flags, print what would listen, and exit (0: valid,
+    /// 2: invalid)
+    #[arg(short = 't', long)]
+    pub test: bool,
+
+    /// Ignored: accepted because test harnesses pass it to every binary they run
+    #[arg(long, hide = true)]
+    pub nocapture: bool,
+}
+
+impl Cli {
+    /// pingora's options as given, without the conf path: the conf was already read
+    /// once and is handed to pingora whole.
+    pub fn pingora_opt(&self) -> Opt {
+        Opt {
+            upgrade: self.upgrade,
+            daemon: self.daemon,
+            nocapture: self.nocapture,
+            test: self.test,
+            conf: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pingora_flags_still_parse() {
+        let c = Cli::try_parse_from(["cmux-proxy", "-d", "-u", "-c", "/x.yaml", "-t"]).unwrap();
+        assert!(c.daemon && c.upgrade && c.test);
+        assert_eq!(c.conf.as_deref(), Some("/x.yaml"));
+    }
+
+    #[test]
+    fn help_is_in_our_words() {
+        use clap::CommandFactory;
+        let help = Cli::command().render_help().to_string();
+        assert!(help.contains("Take over the listening sockets"), "{help}");
+        assert!(help.contains("Run in the background"), "{help}");
+        assert!(
+            !help.contains("base set of command line arguments"),
+            "{help}"
+        );
+        assert!(!help.contains("upgrading service"), "{help}");
+    }
+}

@@ -1,0 +1,255 @@
+//! Merging: a flag wins over its environment variable (clap combines those two), which
+//! wins over the conf's `cmux_proxy:` section, which wins over the built-in default.
+//! Every value is checked here, so that a bad one stops start-up with one clear line.
+
+use super::cli::Cli;
+use super::conf::ConfSection;
+use super::settings::*;
+use crate::observe::access_log::LogTarget;
+use crate::routing::listen_covers;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::time::Duration;
+
+/// An optional timeout in milliseconds, where absent and 0 both mean "none".
+fn optional_ms(ms: Option<u64>) -> Option<Duration> {
+    ms.filter(|ms| *ms > 0).map(Duration::from_millis)
+}
+
+/// A timeout in milliseconds that must not be 0.
+fn required_ms(name: &str, ms: u64) -> Result<Duration, ConfigError> {
+    if ms == 0 {
+        return err(format!("{name} must be greater than 0"));
+    }
+    Ok(Duration::from_millis(ms))
+}
+
+/// Merges flag/env values (already combined by clap) with the conf section and defaults.
+pub fn merge(cli: &Cli, section: ConfSection) -> Result<Settings, ConfigError> {
+    let listen = listen_addresses(cli, section.listen)?;
+    let upstream_host_name = cli
+        .upstream_host
+        .clone()
+        .or(section.upstream_host)
+        .unwrap_or_else(|| DEFAULT_UPSTREAM_HOST.to_string());
+    let connect_timeout_ms = cli.connect_timeout_ms.or(section.connect_timeout_ms);
+    let head_timeout_ms = section.request_head_timeout_ms;
+    let max_wait_for_port_ms = section
+        .max_wait_for_port_ms
+        .unwrap_or(DEFAULT_MAX_WAIT_FOR_PORT_MS);
+    let wait_for_port_ms = cli
+        .wait_for_port_ms
+        .or(section.wait_for_port_ms)
+        .unwrap_or(DEFAULT_WAIT_FOR_PORT_MS)
+        .min(max_wait_for_port_ms);
+    let admin = cli.admin_listen.clone().or(section.admin_listen);
+    let access_log = cli.access_log.as_deref().or(section.access_log.as_deref());
+    Ok(Settings {
+        upstream_host: resolve_host(&upstream_host_name)?,
+        upstream_host_name,
+        connect_timeout: required_ms(
+            "connect_timeout_ms",
+            connect_timeout_ms.unwrap_or(DEFAULT_CONNECT_TIMEOUT_MS),
+        )?,
+        request_head_timeout: required_ms(
+            "request_head_timeout_ms",
+            head_timeout_ms.unwrap_or(DEFAULT_REQUEST_HEAD_TIMEOUT_MS),
+        )?,
+        wait_for_port: Duration::from_millis(wait_for_port_ms),
+        max_wait_for_port: Duration::from_millis(max_wait_for_port_ms),
+        tunnel_idle_timeout: optional_ms(section.tunnel_idle_timeout_ms),
+        upstream_read_timeout: optional_ms(section.upstream_read_timeout_ms),
+        tunnel_send_buffer: tunnel_send_buffer(section.tunnel_send_buffer_bytes)?,
+        admin_listen: admin_address(admin, &listen)?,
+        listen,
+        access_log: LogTarget::parse(access_log.unwrap_or("stderr")),
+        access_log_format: section.access_log_format.unwrap_or_default(),
+        access_log_query: section.access_log_query.unwrap_or(false),
+        metrics_per_target: section.metrics_per_target.unwrap_or(false),
+    })
+}
+
+fn listen_addresses(
+    cli: &Cli,
+    from_conf: Option<Vec<String>>,
+) -> Result<Vec<SocketAddr>, ConfigError> {
+    let raw: Vec<String> = if !cli.listen.is_empty() {
+        cli.listen.clone()
+    } else if let Some(list) = from_conf {
+        list
+    } else {
+        DEFAULT_LISTEN.split(',').map(str::to_string).collect()
+    };
+    parse_listen(&raw)
+}
+
+/// SO_SNDBUF for tunnel sockets: the default, a size, or 0 for the kernel's autotuning.
+fn tunnel_send_buffer(bytes: Option<usize>) -> Result<Option<usize>, ConfigError> {
+    match bytes.unwrap_or(DEFAULT_TUNNEL_SEND_BUFFER_BYTES) {
+        0 => Ok(None),
+        bytes if bytes > MAX_TUNNEL_SEND_BUFFER_BYTES => err(format!(
+            "tunnel_send_buffer_bytes must be at most {MAX_TUNNEL_SEND_BUFFER_BYTES} \
+             (0 leaves it to the kernel)"
+        )),
+        bytes => Ok(Some(bytes)),
+    }
+}
+
+/// The admin listener's address (`off` or empty: none), which must not overlap a
+/// proxy listen address.
+fn admin_address(
+    raw: Option<String>,
+    listen: &[SocketAddr],
+) -> Result<Option<SocketAddr>, ConfigError> {
+    let raw = raw.unwrap_or_else(|| DEFAULT_ADMIN_LISTEN.to_string());
+    let admin = match raw.trim() {
+        "off" | "" => return Ok(None),
+        addr => addr.parse::<SocketAddr>().or_else(|_| {
+            err(format!(
+                "invalid admin listen address {addr:?}: expected IP:PORT or \"off\""
+            ))
+        })?,
+    };
+    if listen
+        .iter()
+        .any(|l| listen_covers(*l, admin) || listen_covers(admin, *l))
+    {
+        return err(format!(
+            "admin listen address {admin} overlaps a proxy listen address"
+        ));
+    }
+    Ok(Some(admin))
+}
+
+/// Parses listen addresses (each may itself be comma-separated) and drops those another
+/// one already covers: exact duplicates, and any address on a port that a wildcard of
+/// the same family also listens on, which could not be bound twice anyway.
+pub fn parse_listen(raw: &[String]) -> Result<Vec<SocketAddr>, ConfigError> {
+    let mut parsed: Vec<SocketAddr> = Vec::new();
+    for item in raw.iter().flat_map(|s| s.split(',')) {
+        let item = item.trim();
+        if item.is_empty() {
+            continue;
+        }
+        let addr: SocketAddr = item.parse().or_else(|_| {
+            err(format!(
+                "invalid listen address {item:?}: expected IP:PORT, for example 127.0.0.1:8080 or [::1]:8080"
+            ))
+        })?;
+        if !parsed.contains(&addr) {
+            parsed.push(addr);
+        }
+    }
+    if parsed.is_empty() {
+        return err("no listen address given");
+    }
+    let covered = |a: &SocketAddr| {
+        parsed
+            .iter()
+            .any(|w| w != a && w.is_ipv4() == a.is_ipv4() && listen_covers(*w, *a))
+    };
+    Ok(parsed.iter().filter(|a| !covered(a)).copied().collect())
+}
+
+/// Resolves `--upstream-host` once, at start-up, so that no request waits on a name
+/// lookup. IP literals are used as they are.
+fn resolve_host(host: &str) -> Result<IpAddr, ConfigError> {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = bare.parse::<IpAddr>() {
+        return Ok(ip);
+    }
+    match (host, 0u16).to_socket_addrs() {
+        Ok(mut addrs) => match addrs.next() {
+            Some(a) => Ok(a.ip()),
+            None => err(format!("upstream host {host:?} has no address")),
+        },
+        Err(e) => err(format!("cannot resolve upstream host {host:?}: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn cli(args: &[&str]) -> Cli {
+        let mut all = vec!["cmux-proxy"];
+        all.extend_from_slice(args);
+        Cli::try_parse_from(all).unwrap()
+    }
+
+    fn strings(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn listen_defaults_collapse_to_the_wildcard() {
+        let got = parse_listen(&strings(&[DEFAULT_LISTEN])).unwrap();
+        assert_eq!(got, vec!["0.0.0.0:8080".parse().unwrap()]);
+    }
+
+    #[test]
+    fn listen_dedup_and_split() {
+        let got = parse_listen(&strings(&[
+            "127.0.0.1:1,127.0.0.1:2",
+            "127.0.0.1:1",
+            "[::1]:3",
+            "0.0.0.0:2",
+        ]))
+        .unwrap();
+        let want: Vec<SocketAddr> = ["127.0.0.1:1", "[::1]:3", "0.0.0.0:2"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        assert_eq!(got, want);
+        let e = parse_listen(&strings(&["localhost:80"])).unwrap_err();
+        assert!(e.0.contains("\"localhost:80\""), "{e}");
+        assert!(parse_listen(&strings(&["127.0.0.1"])).is_err());
+        assert!(parse_listen(&strings(&["127.0.0.1:99999"])).is_err());
+    }
+
+    #[test]
+    fn precedence_flag_conf_default() {
+        let section = || ConfSection {
+            listen: Some(strings(&["127.0.0.1:9000"])),
+            upstream_host: Some("127.0.0.2".into()),
+            connect_timeout_ms: Some(1234),
+            ..Default::default()
+        };
+        let s = merge(&cli(&[]), section()).unwrap();
+        assert_eq!(s.listen, vec!["127.0.0.1:9000".parse().unwrap()]);
+        assert_eq!(s.upstream_host, "127.0.0.2".parse::<IpAddr>().unwrap());
+        assert_eq!(s.connect_timeout, Duration::from_millis(1234));
+        let s = merge(
+            &cli(&["--listen", "127.0.0.1:1", "--upstream-host", "::1"]),
+            section(),
+        )
+        .unwrap();
+        assert_eq!(s.listen, vec!["127.0.0.1:1".parse().unwrap()]);
+        assert_eq!(s.upstream_host, "::1".parse::<IpAddr>().unwrap());
+        let s = merge(&cli(&[]), ConfSection::default()).unwrap();
+        assert_eq!(s.connect_timeout, Duration::from_millis(5000));
+        assert_eq!(s.upstream_host_name, "127.0.0.1");
+    }
+
+    #[test]
+    fn tunnel_send_buffer_default_off_and_bounds() {
+        let with = |bytes| {
+            merge(
+                &cli(&[]),
+                ConfSection {
+                    tunnel_send_buffer_bytes: bytes,
+                    ..Default::default()
+                },
+            )
+        };
+        let default = with(None).unwrap().tunnel_send_buffer;
+        assert_eq!(default, Some(DEFAULT_TUNNEL_SEND_BUFFER_BYTES));
+        assert_eq!(with(Some(0)).unwrap().tunnel_send_buffer, None);
+        assert_eq!(with(Some(65536)).unwrap().tunnel_send_buffer, Some(65536));
+        let e = with(Some(1 << 31)).unwrap_err();
+        assert!(
+            e.0.contains("tunnel_send_buffer_bytes must be at most"),
+            "{e}"
+        );
+    }
+}

@@ -1,0 +1,20 @@
+//! How is the server put together? The command line ([`cli`]), the conf and its merge
+//! with flags and environment ([`conf`], [`merge`], [`load`], [`settings`]), the state
+//! every request path shares ([`state`]), the pingora server with its services
+//! ([`server`], [`background`]), signals ([`signals`]) and the open-file limit
+//! ([`limits`]).
+
+pub mod background;
+pub mod cli;
+pub mod conf;
+pub mod limits;
+pub mod load;
+pub mod merge;
+pub mod server;
+pub mod settings;
+pub mod signals;
+pub mod state;
+
+pub use cli::Cli;
+pub use load::{load, Loaded};
+pub use state::ProxyState;

@@ -1,0 +1,124 @@
+//! What does a client get when something fails? The proxy's own errors: their kinds,
+//! one table of status, code, hint and message ([`table`]), the text, JSON and HTML
+//! bodies ([`body`]), and the raw replies written where pingora does not answer
+//! ([`wire`], [`reply`]). HTTP, WebSocket and CONNECT clients see the same status and
+//! body for the same failure.
+
+mod body;
+pub mod reply;
+mod table;
+pub mod wire;
+
+pub use body::BodyFormat;
+pub use table::Row;
+
+use crate::host::RefusalExplanation;
+use crate::observe::ConnectFailure;
+use crate::routing::{Refused, RouteError, Target};
+use bytes::Bytes;
+use std::time::Duration;
+
+/// What went wrong, in the terms of the contract's error table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProxyErrorKind {
+    /// The request could not be routed (400).
+    Route(RouteError),
+    /// Nothing listens at the target (502), with what does listen on that port.
+    PortClosed(Option<RefusalExplanation>),
+    /// Connecting to the target timed out (504).
+    ConnectTimeout,
+    /// The target closed or sent garbage before a response head (502).
+    UpstreamClosed,
+    /// The target sent nothing for `upstream_read_timeout_ms` (504).
+    ReadTimeout(Duration),
+    /// Any other failure to connect (502).
+    ConnectFailed(String),
+    /// The target is this proxy itself, or the request already passed through it (508).
+    LoopDetected,
+    /// The request head did not arrive within the head timeout (408).
+    HeadTimeout,
+    /// The request body paused longer than this (408).
+    BodyTimeout(Duration),
+    /// A CONNECT request head over this many bytes (431).
+    HeadTooLarge(usize),
+    /// A CONNECT request that does not parse (400).
+    Malformed(String),
+    /// Bytes that cannot start an HTTP/1 request, with the first one (400).
+    NotHttp(u8),
+    /// A request body that breaks its own framing, with pingora's reason (400).
+    BadBody(String),
+    /// An HTTP/2 connection preface (h2c with prior knowledge, as gRPC clients send):
+    /// answered in HTTP/2 terms, logged as 505.
+    Http2,
+}
+
+/// An error response: its kind and the target it was aimed at, when known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyError {
+    pub kind: ProxyErrorKind,
+    pub target: Option<Target>,
+}
+
+impl From<RouteError> for ProxyError {
+    fn from(e: RouteError) -> Self {
+        ProxyError::without_target(ProxyErrorKind::Route(e))
+    }
+}
+
+impl From<Refused> for ProxyError {
+    fn from(refused: Refused) -> Self {
+        match refused {
+            Refused::Invalid(e) => e.into(),
+            Refused::Loop(target) => ProxyError::new(ProxyErrorKind::LoopDetected, &target),
+        }
+    }
+}
+
+impl From<&ProxyErrorKind> for ConnectFailure {
+    /// How a failure to connect counts in the metrics, for HTTP and CONNECT alike.
+    fn from(kind: &ProxyErrorKind) -> Self {
+        match kind {
+            ProxyErrorKind::PortClosed(_) => ConnectFailure::Refused,
+            ProxyErrorKind::ConnectTimeout => ConnectFailure::Timeout,
+            _ => ConnectFailure::Other,
+        }
+    }
+}
+
+impl ProxyError {
+    pub fn new(kind: ProxyErrorKind, target: &Target) -> Self {
+        ProxyError {
+            kind,
+            target: Some(target.clone()),
+        }
+    }
+
+    /// An error with no target (the request could not be read or routed).
+    pub fn without_target(kind: ProxyErrorKind) -> Self {
+        ProxyError { kind, target: None }
+    }
+
+    /// Status, code, hint and message, from the one table.
+    pub fn describe(&self) -> Row {
+        table::row_for(&self.kind, self.target.as_ref())
+    }
+
+    pub fn status(&self) -> u16 {
+        self.describe().status
+    }
+
+    /// Stable machine-readable code (the `code` field of the JSON form).
+    pub fn code(&self) -> &'static str {
+        self.describe().code
+    }
+
+    /// The one-line message: what was wrong and what was tried.
+    pub fn message(&self) -> String {
+        self.describe().message
+    }
+
+    /// The response body in the chosen form.
+    pub fn body(&self, format: BodyFormat) -> Bytes {
+        body::render(self, &self.describe(), format)
+    }
+}

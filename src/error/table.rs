@@ -1,0 +1,168 @@
+//! The error table: for every kind, its status, stable code, hint and message, in one
+//! place, so that a new kind is one new row.
+
+use super::ProxyErrorKind as Kind;
+use crate::host::START_OR_WAIT;
+use crate::routing::Target;
+use std::borrow::Cow;
+
+/// One row of the table, filled in for one error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    pub status: u16,
+    /// Stable machine-readable code (the `code` field of the JSON form).
+    pub code: &'static str,
+    /// What the developer can do about it.
+    pub hint: Cow<'static, str>,
+    /// What was wrong and what was tried, in one line.
+    pub message: String,
+}
+
+fn row(
+    status: u16,
+    code: &'static str,
+    hint: impl Into<Cow<'static, str>>,
+    message: String,
+) -> Row {
+    Row {
+        status,
+        code,
+        hint: hint.into(),
+        message,
+    }
+}
+
+/// The row for `kind`, aimed at `target` when known.
+pub fn row_for(kind: &Kind, target: Option<&Target>) -> Row {
+    let to = target.map(Target::describe).unwrap_or_default();
+    match kind {
+        Kind::Route(e) => row(400, e.code(), e.hint(), e.to_string()),
+        Kind::LoopDetected => row(
+            508,
+            "loop_detected",
+            "the target is this proxy itself: name the dev server's port, not the proxy's",
+            format!("loop detected: the request would reach this proxy again at {to}"),
+        ),
+        Kind::PortClosed(_)
+        | Kind::ConnectTimeout
+        | Kind::UpstreamClosed
+        | Kind::ReadTimeout(_)
+        | Kind::ConnectFailed(_) => target_row(kind, &to),
+        Kind::HeadTimeout
+        | Kind::BodyTimeout(_)
+        | Kind::HeadTooLarge(_)
+        | Kind::Malformed(_)
+        | Kind::NotHttp(_)
+        | Kind::BadBody(_)
+        | Kind::Http2 => request_row(kind),
+    }
+}
+
+/// Failures of the target: 502 and 504.
+fn target_row(kind: &Kind, to: &str) -> Row {
+    match kind {
+        Kind::PortClosed(explanation) => {
+            let mut message = format!("nothing listens on {to} (connection refused)");
+            let hint = match explanation {
+                Some(e) => {
+                    message.push_str("; ");
+                    message.push_str(&e.hint);
+                    Cow::Owned(e.hint.clone())
+                }
+                None => Cow::Borrowed(START_OR_WAIT),
+            };
+            row(502, "port_closed", hint, message)
+        }
+        Kind::ConnectTimeout => row(
+            504,
+            "connect_timeout",
+            "the target accepted no connection in time: is it overloaded or stopped in a debugger?",
+            format!("timed out connecting to {to}"),
+        ),
+        Kind::UpstreamClosed => row(
+            502,
+            "upstream_closed",
+            "the server accepted the connection but gave no HTTP response: is it an HTTP server? Use CONNECT for raw TCP",
+            format!("{to} closed the connection or sent an invalid response before a response head"),
+        ),
+        Kind::ReadTimeout(limit) => row(
+            504,
+            "read_timeout",
+            "the server took the request but did not answer: is it stuck, or stopped in a debugger? Raise upstream_read_timeout_ms for slow endpoints",
+            format!("{to} sent no response within {} ms (upstream_read_timeout_ms)", limit.as_millis()),
+        ),
+        Kind::ConnectFailed(why) => row(
+            502,
+            "connect_failed",
+            "check the target address",
+            format!("cannot connect to {to}: {why}"),
+        ),
+        _ => misfiled(kind),
+    }
+}
+
+/// Requests that cannot be served as sent: 400, 408, 431 and 505.
+fn request_row(kind: &Kind) -> Row {
+    match kind {
+        Kind::HeadTimeout => row(
+            408,
+            "head_timeout",
+            "send the whole request head at once",
+            "request head not received in time".into(),
+        ),
+        Kind::BodyTimeout(limit) => row(
+            408,
+            "body_timeout",
+            "send the request body without long pauses",
+            format!("request body stalled: no byte for {} s", limit.as_secs()),
+        ),
+        Kind::HeadTooLarge(limit) => row(
+            431,
+            "head_too_large",
+            "send fewer or smaller headers",
+            format!("CONNECT request head larger than {limit} bytes"),
+        ),
+        Kind::Malformed(why) => row(
+            400,
+            "bad_request",
+            "send CONNECT <anything> HTTP/1.1 with the routing headers",
+            format!("malformed CONNECT request: {why}"),
+        ),
+        Kind::NotHttp(0x16) => row(
+            400,
+            "bad_request",
+            "use http://, not https://",
+            "not an HTTP request: a TLS handshake; this listener speaks plain HTTP".into(),
+        ),
+        Kind::NotHttp(byte) => row(
+            400,
+            "bad_request",
+            "use http://, not https://",
+            format!("not an HTTP request: it starts with byte 0x{byte:02x}"),
+        ),
+        Kind::BadBody(why) => row(
+            400,
+            "bad_request",
+            "check the body against its Content-Length or chunked encoding",
+            format!("malformed request body: {why}"),
+        ),
+        Kind::Http2 => row(
+            505,
+            "http2_unsupported",
+            "send HTTP/1.1, or tunnel HTTP/2 (gRPC, say) through CONNECT",
+            "HTTP/2 is not served here: this listener speaks HTTP/1.1".into(),
+        ),
+        _ => misfiled(kind),
+    }
+}
+
+/// A kind sent to the wrong part of the table: `row_for` is exhaustive, so only a
+/// mistake in this file gets here. Answered as what it is, never a panic.
+fn misfiled(kind: &Kind) -> Row {
+    row(
+        500,
+        "internal_error",
+        "this is a bug in cmux-proxy: please report it",
+        format!("no error row for {kind:?}"),
+    )
+}

@@ -1,0 +1,25 @@
+//! Requests refused before any proxy path takes them (a head too slow, too large, not
+//! HTTP/1 at all): answered and logged here, since no other path would log them.
+
+use crate::app::ProxyState;
+use crate::error::{reply, ProxyError, ProxyErrorKind};
+use crate::observe::{peer_addr, EndReason, Entry, RequestKind};
+use pingora::protocols::Stream;
+use std::time::Instant;
+
+/// Answers a request whose head could not be taken, closes, and logs it as `kind`.
+pub async fn refuse(
+    client: &mut Stream,
+    kind: ProxyErrorKind,
+    logged_as: RequestKind,
+    state: &ProxyState,
+) {
+    let started = Instant::now();
+    let err = ProxyError::without_target(kind);
+    let bytes_out = reply::reject(client, &err).await as u64;
+    let mut entry = Entry::new(logged_as, peer_addr(client), started, None);
+    entry.status = err.status();
+    entry.bytes_out = bytes_out;
+    entry.end = Some(EndReason::Answered(err.code()));
+    state.recorder.record(&entry);
+}

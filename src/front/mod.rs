@@ -1,0 +1,11 @@
+//! What arrives on the listener, and where does it go? The dispatcher ([`FrontDoor`])
+//! reads each request head itself, bounded in size and time ([`head`]), then hands a
+//! `CONNECT` to the tunnel, refuses at once what cannot be served ([`early`]), and gives
+//! everything else to pingora's HTTP proxy.
+
+mod dispatch;
+mod early;
+mod head;
+
+pub use dispatch::FrontDoor;
+pub use head::MAX_HEAD_BYTES;

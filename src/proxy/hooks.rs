@@ -1,0 +1,143 @@
+//! The pingora `ProxyHttp` implementation: each hook is a short sequence of named steps
+//! whose work lives in the sibling modules.
+
+use super::ctx::RequestCtx;
+use super::forwarded::{self, ViaEntry};
+use super::{hop_by_hop, peer, respond};
+use crate::app::ProxyState;
+use crate::observe::{EndReason, Entry, RequestKind};
+use async_trait::async_trait;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::*;
+use pingora::proxy::{FailToProxy, ProxyWarnLogContext};
+use pingora::{ErrorSource, ErrorType};
+use std::sync::Arc;
+
+/// The HTTP and WebSocket proxy: everything it needs is in the shared state.
+pub struct CmuxProxy {
+    state: Arc<ProxyState>,
+    via: ViaEntry,
+}
+
+impl CmuxProxy {
+    pub fn new(state: Arc<ProxyState>) -> Self {
+        let via = ViaEntry::new(&state.router.loops.via);
+        CmuxProxy { state, via }
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for CmuxProxy {
+    type CTX = RequestCtx;
+
+    /// No downstream modules: pingora's default adds a (disabled) compression module,
+    /// whose per-request context a pure pass-through proxy does not need.
+    fn init_downstream_modules(&self, _modules: &mut pingora::modules::http::HttpModules) {}
+
+    fn new_ctx(&self) -> Self::CTX {
+        RequestCtx::new()
+    }
+
+    async fn upstream_peer(
+        &self,
+        session: &mut Session,
+        ctx: &mut Self::CTX,
+    ) -> Result<Box<HttpPeer>> {
+        let addr = match &ctx.target {
+            None => peer::first_attempt(&self.state, session.req_header(), ctx)?,
+            Some(target) => {
+                let addr = target.addr;
+                peer::pause_before_retry(session, ctx).await?;
+                addr
+            }
+        };
+        Ok(peer::peer(addr, session, &self.state))
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream: &mut RequestHeader,
+        _ctx: &mut Self::CTX,
+    ) -> Result<()> {
+        let client = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        forwarded::rewrite(upstream, client, &self.via)
+    }
+
+    async fn response_filter(
+        &self,
+        session: &mut Session,
+        response: &mut ResponseHeader,
+        ctx: &mut Self::CTX,
+    ) -> Result<()> {
+        if response.status == 101 {
+            // A WebSocket handshake answer keeps `Connection: Upgrade` and `Upgrade`;
+            // from here on the request is a tunnel.
+            if session.is_upgrade_req() {
+                ctx.tunnel = Some(self.state.tunnels.open(RequestKind::WebSocket));
+            }
+        } else {
+            hop_by_hop::remove(response);
+        }
+        Ok(())
+    }
+
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut Self::CTX,
+        e: Box<Error>,
+    ) -> Box<Error> {
+        peer::on_connect_failure(&self.state, ctx, e)
+    }
+
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut Self::CTX,
+    ) -> FailToProxy {
+        respond::fail(&self.state, session, e, ctx).await
+    }
+
+    /// Errors that are answered with a proper response (or a client that left) are the
+    /// client's business, not the operator's: keep them out of the error log.
+    fn suppress_error_log(&self, _session: &Session, ctx: &Self::CTX, error: &Error) -> bool {
+        ctx.target.is_some()
+            || matches!(error.etype(), ErrorType::HTTPStatus(_))
+            || error.esource() == &ErrorSource::Downstream
+    }
+
+    fn suppress_proxy_warn_log(
+        &self,
+        _session: &Session,
+        _ctx: &Self::CTX,
+        error: &Error,
+        _context: ProxyWarnLogContext,
+    ) -> bool {
+        // Each retry of a refused port is expected while waiting for it.
+        error.etype() == &ErrorType::ConnectRefused
+    }
+
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Self::CTX) {
+        let kind = match ctx.tunnel {
+            Some(_) => RequestKind::WebSocket,
+            None => RequestKind::Http,
+        };
+        let client = session.client_addr().and_then(|a| a.as_inet()).copied();
+        let mut entry = Entry::new(kind, client, ctx.started, ctx.target.as_ref());
+        let req = session.req_header();
+        entry.method = req.method.as_str();
+        entry.path = req.uri.path_and_query().map_or("/", |p| p.as_str());
+        entry.status = session.response_written().map_or(0, |r| r.status.as_u16());
+        entry.bytes_in = session.body_bytes_read() as u64;
+        entry.bytes_out = session.body_bytes_sent() as u64;
+        entry.end = ctx.end.or_else(|| e.map(|_| EndReason::ClientClosed));
+        self.state.recorder.record(&entry);
+        ctx.tunnel.take();
+    }
+}

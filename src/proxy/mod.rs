@@ -1,0 +1,17 @@
+//! How are HTTP/1.1 requests and WebSocket upgrades proxied? By pingora, which does the
+//! streaming, keep-alive, upstream pooling and upgrade handling; [`CmuxProxy`]'s hooks
+//! decide where a request goes ([`peer`]), what the target sees ([`forwarded`]), what
+//! the client sees of the response ([`hop_by_hop`]) and of a failure ([`failure`],
+//! [`respond`]).
+
+mod ctx;
+mod failure;
+mod forwarded;
+mod hooks;
+mod hop_by_hop;
+mod peer;
+mod respond;
+
+pub use ctx::RequestCtx;
+pub use hooks::CmuxProxy;
+pub use peer::BODY_READ_TIMEOUT;

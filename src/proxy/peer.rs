@@ -1,0 +1,98 @@
+//! Choosing the upstream peer: route the first attempt, pace the retries of a refused
+//! target within the wait budget, and set the peer's timeouts.
+
+use super::ctx::RequestCtx;
+use super::failure::connect_failure;
+use crate::app::ProxyState;
+use crate::error::ProxyError;
+use crate::routing::WaitPolicy;
+use pingora::prelude::*;
+use pingora::ErrorType;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// How long a request body may pause before the request ends with 408. pingora's own
+/// default, set explicitly so that the error message can name it.
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Routes a request's first attempt and starts its wait budget. A refused request keeps
+/// its error in the context, for `fail_to_proxy` to answer.
+pub fn first_attempt(
+    state: &ProxyState,
+    req: &RequestHeader,
+    ctx: &mut RequestCtx,
+) -> Result<SocketAddr> {
+    match state.router.route(&req.headers, req.uri.host()) {
+        Ok(routed) => {
+            let addr = routed.target.addr;
+            ctx.target = Some(routed.target);
+            ctx.wait_budget = routed.wait_budget;
+            ctx.wait_started = Some(Instant::now());
+            Ok(addr)
+        }
+        Err(refused) => {
+            let err = ProxyError::from(refused);
+            let row = err.describe();
+            ctx.early_error = Some(err);
+            Error::e_explain(ErrorType::HTTPStatus(row.status), row.message)
+        }
+    }
+}
+
+/// Pauses before retrying a refused target; gives up early if the client leaves.
+pub async fn pause_before_retry(session: &mut Session, ctx: &RequestCtx) -> Result<()> {
+    let pause = WaitPolicy::backoff(ctx.refusals).min(ctx.wait_left());
+    // Only a request without a body can be watched for a hang-up without consuming
+    // its body; one with a body waits out the (bounded) pause.
+    let watch_client = session.as_downstream_mut().is_body_empty();
+    tokio::select! {
+        _ = tokio::time::sleep(pause) => Ok(()),
+        gone = session.as_downstream_mut().read_body_or_idle(true), if watch_client => {
+            let mut e = match gone {
+                Err(e) => e,
+                Ok(_) => Error::new(ErrorType::ConnectionClosed),
+            };
+            e.as_down();
+            Err(e)
+        }
+    }
+}
+
+/// The peer for `addr`, with this request's timeouts.
+pub fn peer(addr: SocketAddr, session: &mut Session, state: &ProxyState) -> Box<HttpPeer> {
+    // A SocketAddr resolves without any name lookup.
+    let mut peer = HttpPeer::new(addr, false, String::new());
+    peer.options.connection_timeout = Some(state.connect_timeout);
+    // No read, write or idle timeout by default: a quiet WebSocket or a long poll must
+    // survive. The optional tunnel idle timeout applies to upgrades only, the optional
+    // upstream read timeout to everything else.
+    if session.is_upgrade_req() {
+        peer.options.read_timeout = state.tunnel_idle_timeout;
+        // pingora reads a downstream body, upgraded bytes included, with a 60 s timeout
+        // of its own: without this, a WebSocket quiet both ways for a minute (an HMR
+        // socket between edits) was closed under the user.
+        session.set_read_timeout(state.tunnel_idle_timeout);
+    } else {
+        peer.options.read_timeout = state.upstream_read_timeout;
+        session.set_read_timeout(Some(BODY_READ_TIMEOUT));
+    }
+    Box::new(peer)
+}
+
+/// Counts a failed connection attempt, and asks pingora to retry a refused target (a
+/// dev server restarting) while the wait budget lasts.
+pub fn on_connect_failure(
+    state: &ProxyState,
+    ctx: &mut RequestCtx,
+    mut e: Box<Error>,
+) -> Box<Error> {
+    let metrics = &state.recorder.metrics;
+    metrics.connect_failed(connect_failure(&e));
+    let retry = e.etype() == &ErrorType::ConnectRefused && ctx.within_wait_budget();
+    if retry {
+        ctx.refusals += 1;
+        metrics.wait_retries.inc();
+    }
+    e.set_retry(retry);
+    e
+}

@@ -1,0 +1,157 @@
+//! The one routing pipeline that HTTP, WebSocket and CONNECT requests all go through:
+//! headers in; target, loop check and wait budget out.
+
+use super::error::RouteError;
+use super::headers::{PORT, WAIT, WORKSPACE};
+use super::parse::parse_wait_ms;
+use super::policy::{LoopGuard, WaitPolicy};
+use super::resolve::{resolve, RouteRequest};
+use super::target::Target;
+use http::{HeaderMap, HeaderName, HeaderValue};
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+/// A request the router accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Routed {
+    pub target: Target,
+    /// How long refused connections to the target may be retried.
+    pub wait_budget: Duration,
+}
+
+/// A request the router refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refused {
+    /// The routing headers are missing or invalid (400).
+    Invalid(RouteError),
+    /// The request would reach this proxy again, at this target (508).
+    Loop(Target),
+}
+
+impl From<RouteError> for Refused {
+    fn from(e: RouteError) -> Self {
+        Refused::Invalid(e)
+    }
+}
+
+/// Routing settings, fixed at start-up.
+pub struct Router {
+    /// `--upstream-host`, for requests that name no workspace.
+    pub upstream_host: IpAddr,
+    pub loops: LoopGuard,
+    pub wait: WaitPolicy,
+}
+
+/// A header value as text; a value that is not UTF-8 shows as U+FFFD, so that it can
+/// still be named in an error.
+fn text(value: &HeaderValue) -> &str {
+    std::str::from_utf8(value.as_bytes()).unwrap_or("\u{FFFD}")
+}
+
+fn values<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Vec<&'a str> {
+    headers.get_all(name).iter().map(text).collect()
+}
+
+impl Router {
+    pub fn new(upstream_host: IpAddr, listen: Vec<SocketAddr>, wait: WaitPolicy) -> Self {
+        Router {
+            upstream_host,
+            loops: LoopGuard::new(listen),
+            wait,
+        }
+    }
+
+    /// Routes one request head. `uri_host` is the host of an absolute request target,
+    /// used when there is no `Host` header (never for CONNECT, whose authority is
+    /// ignored).
+    pub fn route(&self, headers: &HeaderMap, uri_host: Option<&str>) -> Result<Routed, Refused> {
+        let ports = values(headers, &PORT);
+        let workspaces = values(headers, &WORKSPACE);
+        let host = headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or(uri_host);
+        let request = RouteRequest {
+            port_values: &ports,
+            workspace_values: &workspaces,
+            host,
+        };
+        let target = resolve(request, self.upstream_host)?;
+        let via = headers.get_all(http::header::VIA).iter().map(text);
+        if self.loops.seen_in(via) || self.loops.is_own_listener(target.addr) {
+            return Err(Refused::Loop(target));
+        }
+        let wait_ms = headers
+            .get(&WAIT)
+            .map(|v| parse_wait_ms(text(v)))
+            .transpose()?;
+        Ok(Routed {
+            target,
+            wait_budget: self.wait.budget(wait_ms),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn router() -> Router {
+        let wait = WaitPolicy {
+            default: Duration::from_secs(2),
+            max: Duration::from_secs(30),
+        };
+        Router::new(
+            "127.0.0.1".parse().unwrap(),
+            vec!["127.0.0.1:8080".parse().unwrap()],
+            wait,
+        )
+    }
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_str(value).unwrap(),
+            );
+        }
+        map
+    }
+
+    #[test]
+    fn routes_with_wait_budget() {
+        let r = router();
+        let got = r
+            .route(
+                &headers(&[("x-cmux-port-internal", "3000"), ("x-cmux-wait-ms", "500")]),
+                None,
+            )
+            .unwrap();
+        assert_eq!(got.target.addr, "127.0.0.1:3000".parse().unwrap());
+        assert_eq!(got.wait_budget, Duration::from_millis(500));
+        let got = r.route(&headers(&[]), Some("workspace-7-5173.localhost"));
+        assert_eq!(got.unwrap().target.addr, "127.18.0.7:5173".parse().unwrap());
+    }
+
+    #[test]
+    fn refuses_loops_and_bad_waits() {
+        let r = router();
+        let own = r.route(&headers(&[("x-cmux-port-internal", "8080")]), None);
+        assert!(matches!(own, Err(Refused::Loop(_))), "{own:?}");
+        let via = r.loops.via.clone();
+        let seen = r.route(
+            &headers(&[("x-cmux-port-internal", "3000"), ("via", &via)]),
+            None,
+        );
+        assert!(matches!(seen, Err(Refused::Loop(_))), "{seen:?}");
+        let wait = r.route(
+            &headers(&[("x-cmux-port-internal", "3000"), ("x-cmux-wait-ms", "soon")]),
+            None,
+        );
+        assert_eq!(
+            wait,
+            Err(Refused::Invalid(RouteError::BadWait("soon".into())))
+        );
+    }
+}

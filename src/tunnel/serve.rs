@@ -1,0 +1,143 @@
+//! Serving one CONNECT request: establish the tunnel, relay it, log it.
+//!
+//! The order matters to clients: parse the request head (already read, bounded in size
+//! and time, by the dispatcher), route it with the same rules as HTTP, connect to the
+//! target (waiting for a restarting one like HTTP does), and only then answer
+//! `200 Connection Established`. A failure is answered with the same status and body as
+//! the HTTP path would give. Bytes the client sent right after the head go upstream
+//! before anything else.
+
+use super::relay::{relay, TunnelStats};
+use super::request;
+use super::upstream::{connect_waiting, NotConnected};
+use crate::app::ProxyState;
+use crate::error::reply::{answer_and_close, reject, write_all_flush};
+use crate::error::wire::raw_response;
+use crate::error::{BodyFormat, ProxyError, ProxyErrorKind};
+use crate::observe::{peer_addr, EndReason, Entry, RequestKind};
+use crate::routing::Target;
+use pingora::protocols::Stream;
+use std::time::Instant;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+const ESTABLISHED: &[u8] = b"HTTP/1.1 200 Connection Established\r\n\r\n";
+
+/// What became of one CONNECT request, for the access log and metrics.
+#[derive(Debug, Default)]
+struct Outcome {
+    target: Option<Target>,
+    /// 200 once the tunnel was established; the error status otherwise; 0 if the client
+    /// left before any answer.
+    status: u16,
+    end: Option<EndReason>,
+    stats: TunnelStats,
+}
+
+impl Outcome {
+    fn answered(err: &ProxyError) -> Self {
+        Outcome {
+            target: err.target.clone(),
+            status: err.status(),
+            end: Some(EndReason::Answered(err.code())),
+            ..Default::default()
+        }
+    }
+
+    fn client_left(target: Target) -> Self {
+        Outcome {
+            target: Some(target),
+            end: Some(EndReason::ClientClosed),
+            ..Default::default()
+        }
+    }
+}
+
+/// Serves one CONNECT request whose complete head (and any bytes after it) is `head`,
+/// then logs it. The connection is not reused afterwards.
+pub async fn serve(mut client: Stream, head: Vec<u8>, state: &ProxyState) {
+    let started = Instant::now();
+    let outcome = tunnel(&mut client, &head, state).await;
+    let mut entry = Entry::new(
+        RequestKind::Connect,
+        peer_addr(&client),
+        started,
+        outcome.target.as_ref(),
+    );
+    entry.method = "CONNECT";
+    entry.status = outcome.status;
+    entry.bytes_in = outcome.stats.client_to_target;
+    entry.bytes_out = outcome.stats.target_to_client;
+    entry.end = outcome.end;
+    state.recorder.record(&entry);
+}
+
+async fn tunnel(client: &mut Stream, head: &[u8], state: &ProxyState) -> Outcome {
+    let (target, mut upstream, early_data) = match establish(client, head, state).await {
+        Ok(established) => established,
+        Err(outcome) => return outcome,
+    };
+    let _open = state.tunnels.open(RequestKind::Connect);
+    let early = early_data.len() as u64;
+    let (stats, end) = if early > 0 && upstream.write_all(&early_data).await.is_err() {
+        (TunnelStats::default(), Some(EndReason::UpstreamClosed))
+    } else {
+        let (stats, end) = relay(client, &upstream, state, &target).await;
+        let client_to_target = stats.client_to_target + early;
+        (
+            TunnelStats {
+                client_to_target,
+                ..stats
+            },
+            end,
+        )
+    };
+    Outcome {
+        target: Some(target),
+        status: 200,
+        end,
+        stats,
+    }
+}
+
+/// Parses, routes and connects, then answers `200`; on failure, answers the client and
+/// says what became of the request.
+async fn establish(
+    client: &mut Stream,
+    head: &[u8],
+    state: &ProxyState,
+) -> Result<(Target, TcpStream, Vec<u8>), Outcome> {
+    let request = match request::parse(head) {
+        Ok(r) => r,
+        Err(why) => {
+            let err = ProxyError::without_target(ProxyErrorKind::Malformed(why));
+            reject(client, &err).await;
+            return Err(Outcome::answered(&err));
+        }
+    };
+    let routed = match state.router.route(&request.headers, None) {
+        Ok(routed) => routed,
+        Err(refused) => return Err(answer(client, refused.into(), request.format).await),
+    };
+    let target = routed.target;
+    let mut early_data = request.early_data;
+    let budget = routed.wait_budget;
+    let upstream = match connect_waiting(&target, state, budget, client, &mut early_data).await {
+        Ok(s) => s,
+        Err(NotConnected::ClientLeft) => return Err(Outcome::client_left(target)),
+        Err(NotConnected::Failed(kind)) => {
+            let err = ProxyError::new(kind, &target);
+            return Err(answer(client, err, request.format).await);
+        }
+    };
+    if write_all_flush(client, ESTABLISHED).await.is_err() {
+        return Err(Outcome::client_left(target));
+    }
+    Ok((target, upstream, early_data))
+}
+
+/// Answers `err` in the form the request asked for, and closes.
+async fn answer(client: &mut Stream, err: ProxyError, format: BodyFormat) -> Outcome {
+    answer_and_close(client, &raw_response(&err, format)).await;
+    Outcome::answered(&err)
+}
