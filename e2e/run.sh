@@ -36,7 +36,7 @@ STRESS_N=${STRESS_N:-32}
 STRESS_PORT=${STRESS_PORT:-3200}
 STRESS_CONC=${STRESS_CONC:-16}
 STRESS_REQUESTS=${STRESS_REQUESTS:-$((STRESS_N * 20))}
-SPEC_DIR=${CMUX_SPEC_DIR:-$REPO/../shared/spec}
+SPEC_DIR=${CMUX_SPEC_DIR:-$REPO/spec}
 
 # Nothing of the caller's may leak into host-side commands: only in_ws preloads the shim.
 unset LD_PRELOAD CMUX_WORKSPACE_INTERNAL CMUX_PRELOAD_DISABLE CMUX_PRELOAD_STRICT \
@@ -166,7 +166,7 @@ step_prerequisites() {
   if [ -f "$SPEC_DIR/workspace-addresses.tsv" ]; then
     local out
     out=$("$PY" "$HERE/wsname.py" --check "$SPEC_DIR/workspace-addresses.tsv")
-    expect "the suite's own name rule (wsname.py) passes the shared vectors" "$?" "0"
+    expect "the suite's own name rule (wsname.py) passes spec/workspace-addresses.tsv" "$?" "0"
   else
     fail "vectors missing: $SPEC_DIR/workspace-addresses.tsv"
   fi

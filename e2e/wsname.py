@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""The contract's workspace name -> address rule (§1), a third implementation beside the
-proxy's (Rust) and the shim's (C). The e2e suite checks it against the shared vectors first,
-then uses it to name stress workspaces and to predict where their servers listen.
+"""The workspace name -> address rule of spec/routing.md, a third implementation beside the
+proxy's (Rust) and the shim's (C). The e2e suite first checks it against every row of
+spec/workspace-addresses.tsv, then uses it to name stress workspaces and to predict where
+their servers listen.
 
 usage: wsname.py NAME...           print each name's address (or 'error')
        wsname.py --check FILE.tsv  check every row of the vectors file; exit 1 on a mismatch

@@ -22,6 +22,8 @@
  *    (getsockopt, write) never leak their errno to the caller.
  *  - getaddrinfo results we build are tracked, so freeaddrinfo frees exactly those and hands
  *    every other list to the real freeaddrinfo.
+ *  - A refused workspace name is reported once per process tree, not once per exec: the
+ *    constructor (and only it, before main) sets CMUX_PRELOAD_WARNED for the children.
  */
 #define _DEFAULT_SOURCE /* not _GNU_SOURCE: it turns the sockaddr prototypes into unions */
 
@@ -60,7 +62,13 @@ static struct {
     char name[96];   /* workspace name for log lines (sanitized) */
     uint16_t host_ports[MAX_HOST_PORTS]; /* destination ports left on the host, network order */
     int n_host_ports;
+    int refused;     /* the workspace name was refused: the constructor marks the environment */
+    char refused_name[PATH_MAX]; /* that name, unsanitized, for the mark ("" if too long) */
 } g;
+
+/* Set by the first process that reports a refused name, to that name; inherited by its
+ * children, which then stay quiet about the same name (see init_once). */
+#define WARNED_VAR "CMUX_PRELOAD_WARNED"
 
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static int g_ready;
@@ -346,7 +354,16 @@ static void init_once(void)
     }
     sanitize(g.name, sizeof g.name, name);
     if (cmux_ws_number(name, strlen(name), &n, &why) != 0) {
-        /* Always printed: a refused name is a configuration error, never silently guessed. */
+        /* A refused name is a configuration error, never silently guessed, but one line per
+         * process tree is enough: the first process to report it leaves WARNED_VAR set to the
+         * name (see the constructor), and its descendants with the same name stay quiet.
+         * Every process reports when CMUX_PRELOAD_LOG is on, and a different name is always
+         * reported. */
+        const char *warned = getenv(WARNED_VAR);
+        size_t len = strlen(name);
+        g.refused = 1;
+        if (len < sizeof g.refused_name) memcpy(g.refused_name, name, len + 1);
+        if (!g.log && warned && *warned && strcmp(warned, name) == 0) goto done;
         struct logbuf l;
         lb_begin(&l);
         lb_str(&l, "workspace name \"");
@@ -381,6 +398,14 @@ __attribute__((constructor)) static void cmux_preload_ctor(void)
 {
     int saved = errno;
     ensure_init();
+    /* Marks the environment after a refused name, here and not in init_once: a constructor
+     * runs before main, when changing the environment is safe, while init_once may run from
+     * a socket call in any context. Children started with this process's environment
+     * (exec*, posix_spawn, shells) inherit the mark. */
+    if (g.refused && g.refused_name[0]) {
+        const char *warned = getenv(WARNED_VAR);
+        if (!warned || strcmp(warned, g.refused_name) != 0) setenv(WARNED_VAR, g.refused_name, 1);
+    }
     errno = saved;
 }
 

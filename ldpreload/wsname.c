@@ -1,5 +1,5 @@
-/* The workspace name rule (contract §1). Deliberately free of ctype.h: the C locale functions
- * could accept non-ASCII letters in some locales, and the contract says ASCII only. */
+/* The workspace name rule (spec/routing.md). Deliberately free of ctype.h: the C locale functions
+ * could accept non-ASCII letters in some locales, and the rule says ASCII only. */
 #include "wsname.h"
 
 #define FNV32_OFFSET 0x811C9DC5u

@@ -1,4 +1,4 @@
-/* Workspace name -> loopback address: the rule of contract §1, shared by the shim and its tests. */
+/* Workspace name -> loopback address: the rule of spec/routing.md, for the shim and its tests. */
 #ifndef CMUX_WSNAME_H
 #define CMUX_WSNAME_H
 

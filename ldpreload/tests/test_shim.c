@@ -1,7 +1,8 @@
 /*
  * Tests of libworkspace_net.so:
- *  1. the name rule (wsname.c, the code the shim runs) against every row of the contract's
- *     vectors in $CMUX_SPEC_DIR/workspace-addresses.tsv, plus a few edge cases of our own;
+ *  1. the name rule (wsname.c, the code the shim runs) against every row of the vectors in
+ *     $CMUX_SPEC_DIR/workspace-addresses.tsv (default: the repository's spec/, found from
+ *     this program's own path), plus a few edge cases of our own;
  *  2. behaviour under LD_PRELOAD: each case runs ./probe (see probe.c) with the shim and a
  *     given environment and working directory, and checks what it printed;
  *  3. valgrind on the getaddrinfo/freeaddrinfo path, when valgrind is installed.
@@ -70,11 +71,29 @@ static void check_vector(const char *name, size_t len, const char *want, const c
     check(strcmp(got, want) == 0, what, got);
 }
 
-static int test_vectors_file(void)
+/* The vectors file: $CMUX_SPEC_DIR, else the repository's spec/, two levels above this
+ * program (ldpreload/build/test_shim), else spec/ seen from ldpreload/. */
+static void vectors_path(char *path, size_t len)
 {
     const char *dir = getenv("CMUX_SPEC_DIR");
+    char exe[PATH_MAX];
+    ssize_t n;
+    if (dir && *dir) {
+        snprintf(path, len, "%s/workspace-addresses.tsv", dir);
+    } else if ((n = readlink("/proc/self/exe", exe, sizeof exe - 1)) > 0) {
+        exe[n] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash) *slash = '\0';
+        snprintf(path, len, "%.*s/../../spec/workspace-addresses.tsv", PATH_MAX - 64, exe);
+    } else {
+        snprintf(path, len, "../spec/workspace-addresses.tsv");
+    }
+}
+
+static int test_vectors_file(void)
+{
     char path[PATH_MAX], line[512];
-    snprintf(path, sizeof path, "%s/workspace-addresses.tsv", dir && *dir ? dir : "../shared/spec");
+    vectors_path(path, sizeof path);
     FILE *f = fopen(path, "r");
     if (!f) {
         check(0, "vectors file readable (set CMUX_SPEC_DIR)", path);
@@ -107,7 +126,7 @@ static void test_vectors(void)
     snprintf(what, sizeof what, "vectors file has rows (%d)", rows);
     check(rows >= 30, what, NULL);
 
-    /* Our own edge cases, beyond the shared file. */
+    /* Our own edge cases, beyond the vectors file. */
     check_vector(" workspace-3 ", 13, "127.18.0.3", "| workspace-3 | (spaces trimmed)");
     check_vector("\tws-4\t", 6, "127.18.0.4", "|\\tws-4\\t| (tabs trimmed)");
     check_vector("workspace-000000000000000000009", 31, "127.18.0.9",
@@ -167,21 +186,19 @@ static double now(void)
     return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* Runs "[valgrind ...] probe ARGS" in cwd with env; bounded by timeout seconds. */
-static void run_cmd(struct run *r, const char *cwd, const char *env, const char *args,
-                    const char *prefix, int timeout)
+/* Runs argv (looked up in PATH) in cwd with env; bounded by timeout seconds. */
+static void run_argv(struct run *r, const char *cwd, const char *env, char *const argv[],
+                     int timeout)
 {
-    char envbuf[2048], cmd[4096];
-    char *envp[512], *argv[64];
+    char envbuf[2048];
+    char *envp[512];
     int po[2], pe[2];
     snprintf(envbuf, sizeof envbuf, "%s", env ? env : "");
-    snprintf(cmd, sizeof cmd, "%s%s %s", prefix ? prefix : "", probe_path, args);
     memset(r, 0, sizeof *r);
     if (pipe(po) || pipe(pe)) { perror("pipe"); exit(2); }
     pid_t pid = fork();
     if (pid == 0) {
         child_env(envp, 512, envbuf);
-        split(cmd, argv, 64);
         dup2(po[1], 1);
         dup2(pe[1], 2);
         close(po[0]); close(pe[0]); close(po[1]); close(pe[1]);
@@ -209,6 +226,17 @@ static void run_cmd(struct run *r, const char *cwd, const char *env, const char 
     close(pe[0]);
     r->status = (!oo && !oe && WIFEXITED(st)) ? WEXITSTATUS(st) : -1;
     r->out[strcspn(r->out, "\n")] = '\0'; /* probes print one line */
+}
+
+/* Runs "[valgrind ...] probe ARGS" in cwd with env; bounded by timeout seconds. */
+static void run_cmd(struct run *r, const char *cwd, const char *env, const char *args,
+                    const char *prefix, int timeout)
+{
+    char cmd[4096];
+    char *argv[64];
+    snprintf(cmd, sizeof cmd, "%s%s %s", prefix ? prefix : "", probe_path, args);
+    split(cmd, argv, 64);
+    run_argv(r, cwd, env, argv, timeout);
 }
 
 static void probe(struct run *r, const char *cwd, const char *env, const char *args)
@@ -434,6 +462,63 @@ static void test_control(void)
            "CMUX_WORKSPACE_INTERNAL=/root/workspace-9", "bind4 0.0.0.0", "127.18.0.9:", 1);
 }
 
+/* Counts the lines of s that contain needle. */
+static int count_matching(const char *s, const char *needle)
+{
+    int n = 0;
+    while (*s) {
+        const char *end = strchr(s, '\n');
+        size_t len = end ? (size_t)(end - s) : strlen(s);
+        const char *hit = strstr(s, needle);
+        if (hit && hit < s + len) n++;
+        s += len + (end != NULL);
+    }
+    return n;
+}
+
+/* A refused name is reported once per process tree: a shell that runs two more shells loads
+ * the shim three times but prints one line, unless CMUX_PRELOAD_LOG asks for every process. */
+static void test_refused_once(void)
+{
+    struct run r;
+    char what[200];
+    char *tree[] = {"/bin/sh", "-c", "sh -c true; sh -c true; true", NULL};
+    run_argv(&r, NULL, "CMUX_WORKSPACE_INTERNAL=workspace-0", tree, 30);
+    snprintf(what, sizeof what, "refused name, 3 processes: one line on stderr (%d)",
+             count_lines(r.err));
+    check(r.status == 0 && count_lines(r.err) == 1 && count_matching(r.err, "refused") == 1,
+          what, r.err);
+    run_argv(&r, NULL, "CMUX_WORKSPACE_INTERNAL=workspace-0 CMUX_PRELOAD_LOG=1", tree, 30);
+    snprintf(what, sizeof what,
+             "refused name, 3 processes, CMUX_PRELOAD_LOG=1: one line each (%d)",
+             count_matching(r.err, "\"workspace-0\" from CMUX_WORKSPACE_INTERNAL refused"));
+    check(r.status == 0 && count_lines(r.err) == 3 &&
+              count_matching(r.err, "\"workspace-0\" from CMUX_WORKSPACE_INTERNAL refused") == 3,
+          what, r.err);
+
+    char *other[] = {"/bin/sh", "-c",
+                     "CMUX_WORKSPACE_INTERNAL=workspace-65536 sh -c 'sh -c true; true'; true",
+                     NULL};
+    run_argv(&r, NULL, "CMUX_WORKSPACE_INTERNAL=workspace-0", other, 30);
+    check(r.status == 0 && count_lines(r.err) == 2 &&
+              count_matching(r.err, "\"workspace-0\"") == 1 &&
+              count_matching(r.err, "\"workspace-65536\"") == 1,
+          "a child with another refused name reports it, once", r.err);
+
+    char *show[] = {"/bin/sh", "-c", "sh -c 'echo \"${CMUX_PRELOAD_WARNED-unset}\"'", NULL};
+    run_argv(&r, NULL, "CMUX_WORKSPACE_INTERNAL=workspace-0", show, 30);
+    check(r.status == 0 && !strcmp(r.out, "workspace-0"),
+          "children inherit CMUX_PRELOAD_WARNED=<the refused name>", r.out);
+    run_argv(&r, NULL, WS5, show, 30);
+    check(r.status == 0 && !strcmp(r.out, "unset") && !r.err[0],
+          "a valid name sets no CMUX_PRELOAD_WARNED", r.out);
+
+    probe(&r, NULL, "CMUX_WORKSPACE_INTERNAL=workspace-0 CMUX_PRELOAD_WARNED=workspace-0",
+          "bind4 127.0.0.1");
+    check(r.status == 0 && starts(r.out, "127.0.0.1:") && !r.err[0],
+          "CMUX_PRELOAD_WARNED inherited with the same name: quiet", r.err);
+}
+
 static void mk(const char *sub)
 {
     char p[PATH_MAX];
@@ -554,6 +639,7 @@ int main(int argc, char **argv)
     test_udp();
     test_getaddrinfo();
     test_control();
+    test_refused_once();
     test_cwd();
     test_valgrind();
     cleanup();
