@@ -189,3 +189,38 @@ fn soft_open_file_limit_is_raised_to_the_hard_limit() {
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(log.contains("open-file limit raised from 256 to"), "{log}");
 }
+
+/// Conf errors name the file, the line and column and the reason, for pingora's keys as
+/// for ours, in one line with one prefix; an unknown top-level key is refused by `-t` and
+/// at start-up alike.
+#[test]
+fn conf_errors_name_file_line_column_and_reason() {
+    let typo = write_conf("version: 1\nthread: 2\n");
+    for args in [vec!["-t", "-c", &typo], vec!["-c", &typo]] {
+        let out = run(&args, &[]);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = stderr(&out);
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(
+            err.contains(&format!("conf file {typo}: unknown key `thread` at line 2 column 1: did you mean `threads`?")),
+            "{err}"
+        );
+    }
+    let bad_type = write_conf("version: 1\nthreads: two\n");
+    let err = stderr(&run(&["-t", "-c", &bad_type], &[]));
+    assert!(
+        err.contains("threads: invalid type: string \"two\", expected usize at line 2 column 10"),
+        "{err}"
+    );
+    let bad_yaml = write_conf("version: 1\ncmux_proxy:\n  listen: [\"127.0.0.1:1\"\n");
+    let err = stderr(&run(&["-t", "-c", &bad_yaml], &[]));
+    assert!(err.contains("line 4") || err.contains("line 3"), "{err}");
+    assert!(!err.contains("Unable to parse yaml conf"), "{err}");
+    let ours = write_conf("version: 1\ncmux_proxy:\n  lisen: []\n");
+    let err = stderr(&run(&["-t", "-c", &ours], &[]));
+    assert_eq!(err.matches("cmux_proxy").count(), 1, "{err}");
+    assert!(
+        err.contains("unknown field `lisen`") && err.contains("line 3 column 3"),
+        "{err}"
+    );
+}

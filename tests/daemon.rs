@@ -794,3 +794,143 @@ async fn ctl_stop_drains_a_daemon() {
     assert!(!daemon.pid_file.exists());
     assert!(std::net::TcpStream::connect(daemon.addr()).is_err());
 }
+
+// ---------------------------------------------------------------------------------------
+// The access log of a daemon, and prompt stops
+
+impl Daemon {
+    /// A daemon whose conf's `cmux_proxy:` section also has `extra` (indented lines).
+    fn with_section(grace: u64, extra: &str) -> Daemon {
+        let daemon = Daemon::new(grace, 2);
+        let mut conf = std::fs::read_to_string(&daemon.conf).unwrap();
+        conf.push_str(extra);
+        std::fs::write(&daemon.conf, conf).unwrap();
+        daemon
+    }
+}
+
+/// The lines of `path` that contain `needle`, once there are `n` of them (at most 10 s).
+fn wait_for_lines(path: &Path, needle: &str, n: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    wait_until(Duration::from_secs(10), || {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        lines = text
+            .lines()
+            .filter(|l| l.contains(needle))
+            .map(str::to_string)
+            .collect();
+        lines.len() >= n
+    });
+    lines
+}
+
+/// In daemon mode (`-d`, as `cmux-proxyctl start` runs it) the access log is written,
+/// to a file and, when it goes to stderr, to the conf's `error_log`: its writer thread
+/// is started after pingora forks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daemon_writes_its_access_log_to_a_file_and_to_error_log() {
+    let upstream_port = fast_upstream().await;
+    let file_log = Arc::new(Daemon::with_section(2, ""));
+    let access_log = file_log.dir.join("access.log");
+    let extra = format!("  access_log: {}\n", access_log.display());
+    let mut conf = std::fs::read_to_string(&file_log.conf).unwrap();
+    conf.push_str(&extra);
+    std::fs::write(&file_log.conf, conf).unwrap();
+    let to_stderr = Arc::new(Daemon::with_section(2, "  access_log: stderr\n"));
+
+    for daemon in [&file_log, &to_stderr] {
+        let d = daemon.clone();
+        tokio::task::spawn_blocking(move || d.ctl_ok(&["start"]))
+            .await
+            .unwrap();
+        for n in 0..5 {
+            http_once(&daemon.addr(), upstream_port, n).await.unwrap();
+        }
+    }
+    let lines = wait_for_lines(&access_log, "\"GET /echo", 5);
+    assert_eq!(lines.len(), 5, "access log file: {lines:?}");
+    assert!(lines
+        .iter()
+        .all(|l| l.contains(" http ") && l.contains(" 200 ")));
+    let error_log = to_stderr.dir.join("error.log");
+    let lines = wait_for_lines(&error_log, "\"GET /echo", 5);
+    assert_eq!(lines.len(), 5, "error_log:\n{}", to_stderr.error_log());
+    for daemon in [file_log, to_stderr] {
+        tokio::task::spawn_blocking(move || daemon.ctl_ok(&["stop"]))
+            .await
+            .unwrap();
+    }
+}
+
+/// An idle proxy stops within a second of SIGTERM or SIGINT, although its grace period
+/// is 5 s: the grace period bounds requests still in flight, and there are none.
+#[test]
+fn idle_proxy_stops_within_a_second_of_sigterm_and_sigint() {
+    for sig in ["TERM", "INT"] {
+        let daemon = Daemon::new(5, 5);
+        let mut child: Child = Command::new(PROXY_BIN)
+            .arg("-c")
+            .arg(&daemon.conf)
+            .env_remove("CMUX_LISTEN")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        daemon.seen.lock().unwrap().push(child.id());
+        let addr = daemon.addr();
+        wait_until(Duration::from_secs(15), || {
+            std::net::TcpStream::connect(&addr).is_ok()
+        })
+        .expect("proxy listens");
+        let sent = Instant::now();
+        signal(child.id(), sig);
+        let took = wait_until(Duration::from_secs(15), || {
+            matches!(child.try_wait(), Ok(Some(_)))
+        });
+        let _ = child.kill();
+        let status = child.wait().unwrap();
+        let took = took.unwrap_or_else(|| panic!("SIG{sig}: still running after 15 s"));
+        println!("idle proxy, SIG{sig}: exited after {took:?}");
+        assert!(took < Duration::from_secs(1), "SIG{sig}: took {took:?}");
+        assert_eq!(status.code(), Some(0), "SIG{sig}");
+        assert!(sent.elapsed() < Duration::from_secs(2));
+    }
+}
+
+/// `cmux-proxyctl stop` of an idle daemon returns within a second, and after a reload
+/// the idle old process exits as soon as pingora has it stop accepting: pingora keeps
+/// the old process accepting for 5 s after the hand-over (its CLOSE_TIMEOUT), so that
+/// no connection is refused; the grace period (5 s here) is no longer waited on top.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_stop_and_reload_end_without_waiting_the_grace_period() {
+    let daemon = Arc::new(Daemon::new(5, 5));
+    let d = daemon.clone();
+    tokio::task::spawn_blocking(move || d.ctl_ok(&["start"]))
+        .await
+        .unwrap();
+    let old = daemon.pid().expect("running");
+
+    let d = daemon.clone();
+    let reload_started = Instant::now();
+    tokio::task::spawn_blocking(move || d.ctl_ok(&["reload"]))
+        .await
+        .unwrap();
+    let gone =
+        tokio::task::spawn_blocking(move || wait_until(Duration::from_secs(15), || !alive(old)))
+            .await
+            .unwrap();
+    let after = reload_started.elapsed();
+    println!("reload: the old process exited {after:?} after the reload began");
+    assert!(gone.is_some(), "the old process still runs");
+    assert!(after < Duration::from_secs(7), "old process took {after:?}");
+
+    let d = daemon.clone();
+    let stop_started = Instant::now();
+    let out = tokio::task::spawn_blocking(move || d.ctl_ok(&["stop"]))
+        .await
+        .unwrap();
+    let took = stop_started.elapsed();
+    println!("stop of an idle daemon: {took:?} ({})", out.trim());
+    assert!(took < Duration::from_secs(1), "stop took {took:?}");
+}

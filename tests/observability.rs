@@ -297,6 +297,16 @@ async fn healthz_turns_503_during_graceful_shutdown() {
     let conf =
         conf_file("version: 1\ngrace_period_seconds: 2\ngraceful_shutdown_timeout_seconds: 1\n");
     let mut proxy = Proxy::start(&["-c", &conf]);
+    // A request in flight (the upstream answers after 1 s) keeps the proxy draining: an
+    // idle one exits at once.
+    let upstream = Upstream::start().await;
+    let mut slow = TcpStream::connect(proxy.addr).await.unwrap();
+    let slow_req = format!(
+        "GET /slow HTTP/1.1\r\nHost: x\r\nX-Cmux-Port-Internal: {}\r\nConnection: close\r\n\r\n",
+        upstream.port()
+    );
+    slow.write_all(slow_req.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
     // One keep-alive connection to the admin listener, opened before the signal.
     let mut s = TcpStream::connect(proxy.admin).await.unwrap();
     let ask = b"GET /healthz HTTP/1.1\r\nHost: admin\r\n\r\n";
@@ -317,6 +327,13 @@ async fn healthz_turns_503_during_graceful_shutdown() {
     s.write_all(ask).await.unwrap();
     let head = read_head(&mut s).await;
     assert!(head.starts_with("HTTP/1.1 503"), "{head}");
+    // The request in flight still completes.
+    let mut answer = String::new();
+    slow.read_to_string(&mut answer).await.unwrap();
+    assert!(
+        answer.starts_with("HTTP/1.1 200") && answer.ends_with("slow done"),
+        "{answer}"
+    );
     // And the process still exits 0 after its grace period.
     let deadline = Instant::now() + Duration::from_secs(15);
     let status = loop {

@@ -3,6 +3,7 @@
 //! stops start-up instead of being ignored.
 
 use super::settings::*;
+
 use crate::observe::log_line::LogFormat;
 use pingora::server::configuration::ServerConf;
 use serde::Deserialize;
@@ -34,17 +35,93 @@ struct ConfFile {
     cmux_proxy: Option<ConfSection>,
 }
 
-/// Parses one YAML text into pingora's conf and our section.
+/// Parses one YAML text into pingora's conf and our section. Every error names the
+/// line and column and says what is wrong; a top-level key that neither pingora nor
+/// this proxy knows is refused, like an unknown key in our section.
 pub fn parse_conf_text(text: &str) -> Result<(ServerConf, ConfSection), ConfigError> {
-    let server_conf = ServerConf::from_yaml(text).or_else(|e| {
-        // pingora's message quotes the whole file; keep only its first line.
-        let full = e.to_string();
-        let first = full.lines().next().unwrap_or("invalid YAML").to_string();
-        err(format!("pingora settings: {first}"))
+    let doc: serde_yaml::Value = serde_yaml::from_str(text).map_err(yaml_error)?;
+    if let serde_yaml::Value::Mapping(top) = &doc {
+        check_top_level_keys(top, text)?;
+    }
+    // pingora's keys, with serde_yaml's own message (pingora's would quote the whole
+    // file and drop the line), then pingora's own checks.
+    let server_conf: ServerConf = serde_yaml::from_str(text).map_err(yaml_error)?;
+    let server_conf = server_conf.validate().or_else(|e| {
+        let why = e.context.as_ref().map(|c| c.to_string());
+        err(why.unwrap_or_else(|| e.to_string()))
     })?;
-    let file: ConfFile = serde_yaml::from_str(text)
-        .or_else(|e| err(format!("section cmux_proxy: {e}").replace('\n', " ")))?;
+    let file: ConfFile = serde_yaml::from_str(text).map_err(yaml_error)?;
     Ok((server_conf, file.cmux_proxy.unwrap_or_default()))
+}
+
+/// serde_yaml's message says what is wrong, where (`at line L column C`) and under
+/// which key.
+fn yaml_error(e: serde_yaml::Error) -> ConfigError {
+    ConfigError(e.to_string().replace('\n', " "))
+}
+
+/// Our section's name and pingora's keys, as pingora writes its default conf.
+fn known_keys() -> Vec<String> {
+    let mut keys = vec![SECTION.to_string()];
+    if let Ok(serde_yaml::Value::Mapping(defaults)) = serde_yaml::to_value(ServerConf::default()) {
+        keys.extend(
+            defaults
+                .keys()
+                .filter_map(|k| k.as_str().map(str::to_string)),
+        );
+    }
+    keys
+}
+
+const SECTION: &str = "cmux_proxy";
+
+fn check_top_level_keys(top: &serde_yaml::Mapping, text: &str) -> Result<(), ConfigError> {
+    let known = known_keys();
+    for key in top.keys() {
+        let name = match key.as_str() {
+            Some(name) if known.iter().any(|k| k == name) => continue,
+            Some(name) => name.to_string(),
+            None => format!("{key:?}"),
+        };
+        let line = text
+            .lines()
+            .position(|l| {
+                l.starts_with(name.as_str()) && l[name.len()..].trim_start().starts_with(':')
+            })
+            .map_or(String::new(), |n| format!(" at line {} column 1", n + 1));
+        let hint = match closest(&name, &known) {
+            Some(k) => format!("did you mean `{k}`?"),
+            None => format!("pingora's server keys and `{SECTION}` are allowed"),
+        };
+        return err(format!("unknown key `{name}`{line}: {hint}"));
+    }
+    Ok(())
+}
+
+/// The known key nearest to `name`, if it is a likely typo (at most 2 edits away).
+fn closest<'a>(name: &str, known: &'a [String]) -> Option<&'a str> {
+    known
+        .iter()
+        .map(|k| (edit_distance(name, k), k))
+        .filter(|(d, _)| *d <= 2)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k.as_str())
+}
+
+/// Levenshtein distance between two short strings.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = diagonal + usize::from(ca != *cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitute.min(row[j] + 1).min(row[j + 1] + 1);
+        }
+    }
+    row[b.len()]
 }
 
 /// Replaces pingora defaults that suit a fleet of servers but not a dev machine.
@@ -83,5 +160,37 @@ mod tests {
             .unwrap();
         assert!(e.0.contains("lisen"), "{e}");
         assert!(!e.0.contains('\n'));
+        assert_eq!(e.0.matches("cmux_proxy").count(), 1, "one prefix: {e}");
+        assert!(e.0.contains("line 3 column 3"), "{e}");
+    }
+
+    #[test]
+    fn pingora_key_errors_name_line_column_and_reason() {
+        let e = parse_conf_text("version: 1\nthreads: two\n").err().unwrap();
+        assert!(e.0.contains("threads: invalid type: string \"two\""), "{e}");
+        assert!(e.0.contains("line 2 column 10"), "{e}");
+        let e = parse_conf_text("version: 1\n  threads: 2\n").err().unwrap();
+        assert!(e.0.contains("line 2"), "{e}");
+        let e = parse_conf_text("version: 1\nmax_blocking_threads: 0\n")
+            .err()
+            .unwrap();
+        assert!(
+            e.0.contains("max_blocking_threads must be greater than zero"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn unknown_top_level_keys_are_refused_with_a_suggestion() {
+        let e = parse_conf_text("version: 1\nthread: 2\n").err().unwrap();
+        assert_eq!(
+            e.0,
+            "unknown key `thread` at line 2 column 1: did you mean `threads`?"
+        );
+        let e = parse_conf_text("version: 1\nfrobnicate: 2\n")
+            .err()
+            .unwrap();
+        assert!(e.0.contains("unknown key `frobnicate` at line 2"), "{e}");
+        assert!(parse_conf_text("version: 1\nthreads: 2\ncmux_proxy: {}\n").is_ok());
     }
 }

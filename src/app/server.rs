@@ -1,7 +1,7 @@
 //! Assembles the pingora server: the proxy service (HTTP, WebSocket and CONNECT on the
 //! same listeners), the admin service, and the background services.
 
-use super::background::{HangupWatcher, ShutdownWatcher};
+use super::background::{AccessLogService, ShutdownWatcher};
 use super::cli::Cli;
 use super::load::Loaded;
 use super::state::ProxyState;
@@ -75,10 +75,10 @@ pub fn build(cli: &Cli, loaded: Loaded) -> Result<Server, String> {
         admin_service.add_tcp(&admin.to_string());
         server.add_service(admin_service);
     }
-    let hangups = HangupWatcher {
+    let access_log = AccessLogService {
         state: state.clone(),
     };
-    server.add_service(background_service("SIGHUP watcher", hangups));
+    server.add_service(background_service("access log", access_log));
     let shutdown = ShutdownWatcher {
         state,
         draining,

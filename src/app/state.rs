@@ -24,11 +24,11 @@ pub struct ProxyState {
 }
 
 impl ProxyState {
-    /// Builds the state; starting the access log writer can fail (a file that cannot
-    /// be opened).
+    /// Builds the state; opening the access log can fail (a file that cannot be
+    /// opened).
     pub fn new(settings: &Settings) -> std::io::Result<Self> {
         let metrics = Arc::new(Metrics::new(settings.metrics_per_target));
-        let access_log = AccessLog::start(
+        let access_log = AccessLog::open(
             settings.access_log.clone(),
             settings.access_log_format,
             settings.access_log_query,

@@ -4,6 +4,10 @@
 //! request: when the queue is full the line is dropped and counted
 //! (`cmux_access_log_dropped_total`). A log file is reopened after `SIGHUP`, so that
 //! logrotate can move it away.
+//!
+//! The destination is opened at start-up (a bad path stops start-up with a clear
+//! error), but the writer thread is started later, by a pingora background service:
+//! in daemon mode pingora forks after start-up, and threads do not survive a fork.
 
 use super::entry::Entry;
 use super::log_line::{format_line, LogFormat};
@@ -11,9 +15,10 @@ use prometheus::IntCounter;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// Lines that may wait for the writer before new ones are dropped.
 const QUEUE_LINES: usize = 16 * 1024;
@@ -44,27 +49,36 @@ pub struct AccessLog {
     queue: Option<SyncSender<String>>,
     dropped: IntCounter,
     reopen: Arc<AtomicBool>,
+    /// Lines queued so far, and lines the writer has written (for [`AccessLog::flush`]).
+    queued: AtomicU64,
+    written: Arc<AtomicU64>,
+    /// The writer, until [`AccessLog::start_writer`] runs it on its own thread.
+    writer: Mutex<Option<Writer>>,
 }
 
 impl AccessLog {
-    /// Starts the writer thread (unless the log is off).
-    pub fn start(
+    /// Opens the destination (unless the log is off); no thread is started yet.
+    pub fn open(
         target: LogTarget,
         format: LogFormat,
         keep_query: bool,
         dropped: IntCounter,
     ) -> io::Result<Self> {
         let reopen = Arc::new(AtomicBool::new(false));
-        let queue = match target {
-            LogTarget::Off => None,
+        let written = Arc::new(AtomicU64::new(0));
+        let (queue, writer) = match target {
+            LogTarget::Off => (None, None),
             target => {
                 let sink = Sink::open(&target)?;
                 let (tx, rx) = sync_channel(QUEUE_LINES);
-                let reopen = reopen.clone();
-                std::thread::Builder::new()
-                    .name("access-log".into())
-                    .spawn(move || write_lines(rx, sink, target, reopen))?;
-                Some(tx)
+                let writer = Writer {
+                    rx,
+                    sink,
+                    target,
+                    reopen: reopen.clone(),
+                    written: written.clone(),
+                };
+                (Some(tx), Some(writer))
             }
         };
         Ok(AccessLog {
@@ -73,7 +87,21 @@ impl AccessLog {
             queue,
             dropped,
             reopen,
+            queued: AtomicU64::new(0),
+            written,
+            writer: Mutex::new(writer),
         })
+    }
+
+    /// Starts the writer thread, once; lines queued before are written then.
+    pub fn start_writer(&self) -> io::Result<()> {
+        let writer = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(writer) = writer {
+            std::thread::Builder::new()
+                .name("access-log".into())
+                .spawn(move || writer.run())?;
+        }
+        Ok(())
     }
 
     /// Asks the writer to reopen its file before the next line (after `SIGHUP`).
@@ -88,8 +116,20 @@ impl AccessLog {
         };
         let line = format_line(self.format, self.keep_query, entry);
         match queue.try_send(line) {
-            Ok(()) => {}
+            Ok(()) => {
+                self.queued.fetch_add(1, Ordering::Relaxed);
+            }
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => self.dropped.inc(),
+        }
+    }
+
+    /// Waits, at most `within`, until every queued line is written (before an exit).
+    pub fn flush(&self, within: Duration) {
+        let deadline = Instant::now() + within;
+        while self.written.load(Ordering::Relaxed) < self.queued.load(Ordering::Relaxed)
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
 }
@@ -125,16 +165,28 @@ impl Sink {
     }
 }
 
-fn write_lines(rx: Receiver<String>, mut sink: Sink, target: LogTarget, reopen: Arc<AtomicBool>) {
-    while let Ok(line) = rx.recv() {
-        if reopen.swap(false, Ordering::Relaxed) {
-            match Sink::open(&target) {
-                Ok(s) => sink = s,
-                Err(e) => log::error!("cannot reopen the access log: {e}"),
+/// The writer thread's state.
+struct Writer {
+    rx: Receiver<String>,
+    sink: Sink,
+    target: LogTarget,
+    reopen: Arc<AtomicBool>,
+    written: Arc<AtomicU64>,
+}
+
+impl Writer {
+    fn run(mut self) {
+        while let Ok(line) = self.rx.recv() {
+            if self.reopen.swap(false, Ordering::Relaxed) {
+                match Sink::open(&self.target) {
+                    Ok(s) => self.sink = s,
+                    Err(e) => log::error!("cannot reopen the access log: {e}"),
+                }
             }
-        }
-        if let Err(e) = sink.write_line(&line) {
-            log::error!("cannot write the access log: {e}");
+            if let Err(e) = self.sink.write_line(&line) {
+                log::error!("cannot write the access log: {e}");
+            }
+            self.written.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
