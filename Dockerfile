@@ -33,6 +33,12 @@ COPY conf/ /etc/cmux-proxy/
 RUN echo 'export LD_PRELOAD=/usr/local/lib/libworkspace_net.so' >/etc/profile.d/cmux-workspace.sh
 
 EXPOSE 8080
+# Healthy while the admin listener's /healthz answers 200: it turns 503 as soon as a shutdown
+# begins. The conf leaves admin_listen at its default, 127.0.0.1:9091 inside the container;
+# a CMUX_ADMIN_LISTEN given to `docker run` is followed (its port, on the loopback address).
+# The slim image has no curl: bash's /dev/tcp sends the request.
+HEALTHCHECK --interval=30s --timeout=3s --start-period=10s --retries=3 \
+    CMD bash -c 'p=${CMUX_ADMIN_LISTEN:-127.0.0.1:9091}; exec 3<>"/dev/tcp/127.0.0.1/${p##*:}" && printf "GET /healthz HTTP/1.0\r\n\r\n" >&3 && read -r status <&3 && [[ $status == HTTP/1.?" 200 "* ]]'
 # `env -u LD_PRELOAD`: even with `docker run -e LD_PRELOAD=...`, the proxy runs without it.
 ENTRYPOINT ["/usr/bin/env", "-u", "LD_PRELOAD", "/usr/local/bin/cmux-proxy"]
 CMD ["-c", "/etc/cmux-proxy/cmux-proxy.yaml"]

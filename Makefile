@@ -7,7 +7,8 @@ ARGS   ?=
 BIN    := target/release/cmux-proxy
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build run test test-deps unit e2e shim lint bench clean-tmp
+.PHONY: all deps build run test test-deps unit e2e shim shim-lib test-install install \
+	uninstall lint bench clean-tmp
 
 all: build
 
@@ -38,18 +39,83 @@ test-deps: deps
 ## release code without its whole-program (LTO) link, so the test binaries link fast.
 TEST_BIN := target/release-tests/cmux-proxy
 
-test: test-deps unit shim e2e
+test: test-deps unit shim e2e test-install
 
 unit: deps
 	$(CARGO) test --profile release-tests --workspace
 
-shim:
-	$(MAKE) -C ldpreload
+shim: shim-lib
 	$(MAKE) -C ldpreload test
+
+shim-lib:
+	$(MAKE) -C ldpreload
 
 e2e: deps shim
 	$(CARGO) build --profile release-tests --bin cmux-proxy
 	CMUX_PROXY_BIN=$(TEST_BIN) bash e2e/run.sh
+
+## `make install` and `make uninstall` into a scratch DESTDIR, with the test binary (no
+## second release build); checks modes, stripping, the kept conf, and what uninstall leaves.
+test-install: deps shim-lib
+	$(CARGO) build --profile release-tests --bin cmux-proxy
+	bash e2e/install_test.sh $(TEST_BIN)
+
+## Install: `make build && sudo make install`, or `make install BIN=FILE` for a binary built
+## elsewhere. PREFIX, SYSCONFDIR, DESTDIR as usual. The installed binary has its debug info
+## stripped; the one in target/ keeps it.
+PREFIX     ?= /usr/local
+SYSCONFDIR ?= /etc
+BINDIR     ?= $(PREFIX)/bin
+LIBDIR     ?= $(PREFIX)/lib/cmux-proxy
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+CONFDIR    := $(SYSCONFDIR)/cmux-proxy
+INSTALL    ?= install
+STRIP      ?= strip
+SHIM_LIB   := ldpreload/libworkspace_net.so
+# (Re)build the release binary when it is the one being installed and cargo is at hand
+# (under sudo it often is not: then the binary `make build` left is installed).
+INSTALL_DEPS = shim-lib $(if $(filter target/release/cmux-proxy,$(BIN)),$(if \
+	$(shell command -v $(CARGO) 2>/dev/null),build))
+
+install: $(INSTALL_DEPS)
+	@test -x "$(BIN)" || { echo "install: no binary at $(BIN)" >&2; exit 1; }
+	$(INSTALL) -d "$(DESTDIR)$(BINDIR)" "$(DESTDIR)$(LIBDIR)" "$(DESTDIR)$(UNITDIR)" \
+	  "$(DESTDIR)$(CONFDIR)"
+	$(INSTALL) -m 755 "$(BIN)" "$(DESTDIR)$(BINDIR)/cmux-proxy"
+	$(STRIP) --strip-debug "$(DESTDIR)$(BINDIR)/cmux-proxy"
+	sed -e 's|^INSTALLED_CONF=$$|INSTALLED_CONF=$(CONFDIR)/cmux-proxy.yaml|' \
+	    -e 's|^INSTALLED_BIN=$$|INSTALLED_BIN=$(BINDIR)/cmux-proxy|' \
+	    scripts/cmux-proxyctl >"$(DESTDIR)$(BINDIR)/cmux-proxyctl.tmp"
+	$(INSTALL) -m 755 "$(DESTDIR)$(BINDIR)/cmux-proxyctl.tmp" "$(DESTDIR)$(BINDIR)/cmux-proxyctl"
+	rm -f "$(DESTDIR)$(BINDIR)/cmux-proxyctl.tmp"
+	$(INSTALL) -m 644 $(SHIM_LIB) "$(DESTDIR)$(LIBDIR)/libworkspace_net.so"
+	sed -e 's|/usr/local/bin/|$(BINDIR)/|g' -e 's|/etc/cmux-proxy/|$(CONFDIR)/|g' \
+	    conf/cmux-proxy.service >"$(DESTDIR)$(UNITDIR)/cmux-proxy.service.tmp"
+	$(INSTALL) -m 644 "$(DESTDIR)$(UNITDIR)/cmux-proxy.service.tmp" \
+	  "$(DESTDIR)$(UNITDIR)/cmux-proxy.service"
+	rm -f "$(DESTDIR)$(UNITDIR)/cmux-proxy.service.tmp"
+	@conf="$(DESTDIR)$(CONFDIR)/cmux-proxy.yaml"; \
+	if [ -e "$$conf" ] && ! cmp -s conf/cmux-proxy.yaml "$$conf"; then \
+	  $(INSTALL) -m 644 conf/cmux-proxy.yaml "$$conf.new"; \
+	  echo "install: kept $$conf (it differs from the shipped conf); the shipped one is $$conf.new"; \
+	else \
+	  $(INSTALL) -m 644 conf/cmux-proxy.yaml "$$conf"; \
+	  echo "install: $$conf"; \
+	fi
+	@echo "install: done; for systemd: systemctl daemon-reload && systemctl enable --now cmux-proxy"
+
+## Removes what `install` put there. The conf (and a .new beside it) is removed only while
+## it is identical to the shipped one: an edited conf stays.
+uninstall:
+	rm -f "$(DESTDIR)$(BINDIR)/cmux-proxy" "$(DESTDIR)$(BINDIR)/cmux-proxyctl" \
+	  "$(DESTDIR)$(LIBDIR)/libworkspace_net.so" "$(DESTDIR)$(UNITDIR)/cmux-proxy.service"
+	rmdir "$(DESTDIR)$(LIBDIR)" 2>/dev/null || true
+	@for f in "$(DESTDIR)$(CONFDIR)/cmux-proxy.yaml" "$(DESTDIR)$(CONFDIR)/cmux-proxy.yaml.new"; do \
+	  if [ ! -e "$$f" ]; then :; \
+	  elif cmp -s conf/cmux-proxy.yaml "$$f"; then rm -f "$$f" && echo "uninstall: removed $$f"; \
+	  else echo "uninstall: kept $$f (edited: it differs from the shipped conf)"; fi; \
+	done
+	@rmdir "$(DESTDIR)$(CONFDIR)" 2>/dev/null || true
 
 lint:
 	$(CARGO) fmt --all -- --check
