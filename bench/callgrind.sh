@@ -4,7 +4,8 @@
 # figures of bench/run.sh, the count does not move with the load on the machine, so it
 # is the figure to compare two builds by. Loopback only; every process it starts is ended
 # on exit. Usage: bash bench/callgrind.sh   (knobs: CG_REQUESTS, CG_WARMUP, CG_TARGETS,
-# CG_CMUX_BIN, CG_KEEP_TMP=1, CG_ANNOTATE=1 for the top inclusive entries of cmux-proxy)
+# CG_CMUX_BIN, CG_KEEP_TMP=1, CG_ANNOTATE=1 for the top inclusive entries of cmux-proxy,
+# CG_CMUX_YAML_EXTRA and CG_HEADER for experiments such as tokens)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -112,12 +113,16 @@ threads: 1
 pid_file: $TMP/cmux.pid
 upgrade_sock: $TMP/cmux-upgrade.sock
 EOF
+# Experiments: more YAML for cmux-proxy (say a `cmux_proxy:` section with tokens), and
+# one more header on every request (say the token).
+if [ -n "${CG_CMUX_YAML_EXTRA:-}" ]; then printf '%s\n' "$CG_CMUX_YAML_EXTRA" >>"$TMP/cmux.yaml"; fi
 
 # N requests for /small through PORT, all on one keep-alive connection (curl -K).
 requests() { # requests PORT N
   local i
   {
     echo "header = \"X-Cmux-Port-Internal: $UP\""
+    if [ -n "${CG_HEADER:-}" ]; then echo "header = \"$CG_HEADER\""; fi
     for ((i = 0; i < $2; i++)); do echo "url = \"http://127.0.0.1:$1/small\""; echo "output = /dev/null"; done
   } >"$TMP/curl.cfg"
   curl -s --fail -K "$TMP/curl.cfg" || die "requests through 127.0.0.1:$1 failed"

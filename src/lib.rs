@@ -6,6 +6,7 @@
 //!
 //! | module | question |
 //! |---|---|
+//! | [`access`] | who may come in: client lists, tokens, connection limits? |
 //! | [`app`] | how is the server put together: flags, conf, shared state, services, signals? |
 //! | [`front`] | what arrives on the listener, and where does it go? |
 //! | [`routing`] | where does a request go? (headers in, target out; no I/O) |
@@ -36,6 +37,7 @@
 //! ```
 #![deny(unsafe_code)]
 
+pub mod access;
 pub mod app;
 pub mod error;
 pub mod front;

@@ -34,7 +34,7 @@ fn main() {
     .init();
 
     let cli = app::Cli::parse();
-    let loaded = match app::load(&cli) {
+    let mut loaded = match app::load(&cli) {
         Ok(loaded) => loaded,
         Err(e) => {
             eprintln!("cmux-proxy: {e}");
@@ -46,13 +46,12 @@ fn main() {
     }
     // On an upgrade the sockets come from the running instance, so they are in use.
     if !cli.upgrade {
-        let mut addrs = loaded.settings.listen.clone();
-        addrs.extend(loaded.settings.admin_listen);
-        if let Err(e) = server::check_listen_addresses(&addrs) {
+        if let Err(e) = server::check_listen_addresses(&mut loaded.settings) {
             eprintln!("cmux-proxy: {e}");
             exit(1);
         }
     }
+    server::warn_if_open(&loaded.settings);
     match limits::raise_open_file_limit() {
         Ok(Some(raised)) => log::info!(
             "open-file limit raised from {} to {}",

@@ -1,6 +1,6 @@
 //! Background services, started by pingora after it has daemonised (threads started
-//! before the fork would not survive it): the access log's writer and its reopening on
-//! `SIGHUP`, and the shutdown watcher.
+//! before the fork would not survive it): the access log's writer and `SIGHUP` (the log
+//! reopened, the token file re-read), and the shutdown watcher.
 
 use super::state::ProxyState;
 use async_trait::async_trait;
@@ -18,14 +18,28 @@ const DRAIN_SETTLE: Duration = Duration::from_millis(100);
 /// Longest wait for the access log's last lines before an early exit.
 const LOG_FLUSH: Duration = Duration::from_secs(1);
 
-/// Starts the access log's writer, then reopens the log file on each `SIGHUP`, so that
-/// logrotate can move it away.
-pub struct AccessLogService {
+/// Starts the access log's writer; then on each `SIGHUP` reopens the log file (so that
+/// logrotate can move it away) and re-reads the token file.
+pub struct HangupService {
     pub state: Arc<ProxyState>,
 }
 
+impl HangupService {
+    fn on_hangup(&self) {
+        log::info!("SIGHUP: reopening the access log");
+        self.state.recorder.access_log.reopen();
+        let tokens = &self.state.access.tokens;
+        if tokens.required() {
+            match tokens.reload() {
+                Ok(n) => log::info!("SIGHUP: {n} token(s) in force"),
+                Err(e) => log::error!("SIGHUP: {e}; the tokens in force stay"),
+            }
+        }
+    }
+}
+
 #[async_trait]
-impl BackgroundService for AccessLogService {
+impl BackgroundService for HangupService {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         let access_log = &self.state.recorder.access_log;
         if let Err(e) = access_log.start_writer() {
@@ -39,10 +53,7 @@ impl BackgroundService for AccessLogService {
         loop {
             tokio::select! {
                 _ = shutdown.wait_for(|stop| *stop) => return,
-                Some(()) = hangups.recv() => {
-                    log::info!("SIGHUP: reopening the access log");
-                    access_log.reopen();
-                }
+                Some(()) = hangups.recv() => self.on_hangup(),
             }
         }
     }

@@ -38,6 +38,19 @@ pub struct Cli {
     #[arg(long, env = "CMUX_ACCESS_LOG")]
     pub access_log: Option<String>,
 
+    /// A file of tokens, one per line: every request must then carry one (re-read on
+    /// SIGHUP) [default: none]
+    #[arg(long, env = "CMUX_AUTH_TOKEN_FILE")]
+    pub auth_token_file: Option<String>,
+
+    /// Client addresses allowed to connect, CIDR, comma-separated [default: any]
+    #[arg(long, env = "CMUX_ALLOW_CLIENTS", value_delimiter = ',')]
+    pub allow_clients: Vec<String>,
+
+    /// Client addresses let in without a token, CIDR, comma-separated [default: none]
+    #[arg(long, env = "CMUX_TRUSTED_CLIENTS", value_delimiter = ',')]
+    pub trusted_clients: Vec<String>,
+
     /// The YAML conf file: pingora's server keys (threads, pid_file, error_log, ...) and
     /// this proxy's `cmux_proxy:` section
     #[arg(short = 'c', long = "conf")]

@@ -26,6 +26,15 @@ pub struct ConfSection {
     pub access_log_format: Option<LogFormat>,
     pub access_log_query: Option<bool>,
     pub metrics_per_target: Option<bool>,
+    pub auth_tokens: Option<Vec<String>>,
+    pub auth_token_file: Option<String>,
+    pub trusted_clients: Option<Vec<String>>,
+    pub allow_clients: Option<Vec<String>>,
+    pub allow_default_upstream: Option<bool>,
+    pub allowed_ports: Option<Vec<String>>,
+    pub denied_ports: Option<Vec<String>>,
+    pub max_connections: Option<usize>,
+    pub max_connections_per_client: Option<usize>,
 }
 
 /// The whole YAML file as far as we read it: only our section.

@@ -5,8 +5,9 @@
 use super::cli::Cli;
 use super::conf::ConfSection;
 use super::settings::*;
+use crate::access::{parse_list, Cidr};
 use crate::observe::access_log::LogTarget;
-use crate::routing::listen_covers;
+use crate::routing::{listen_covers, PortRange, TargetPolicy};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
@@ -25,6 +26,7 @@ fn required_ms(name: &str, ms: u64) -> Result<Duration, ConfigError> {
 
 /// Merges flag/env values (already combined by clap) with the conf section and defaults.
 pub fn merge(cli: &Cli, section: ConfSection) -> Result<Settings, ConfigError> {
+    let access = access_settings(cli, &section)?;
     let listen = listen_addresses(cli, section.listen)?;
     let upstream_host_name = cli
         .upstream_host
@@ -41,7 +43,8 @@ pub fn merge(cli: &Cli, section: ConfSection) -> Result<Settings, ConfigError> {
         .or(section.wait_for_port_ms)
         .unwrap_or(DEFAULT_WAIT_FOR_PORT_MS)
         .min(max_wait_for_port_ms);
-    let admin = cli.admin_listen.clone().or(section.admin_listen);
+    let admin = cli.admin_listen.clone().or(section.admin_listen.clone());
+    let admin_explicit = admin.is_some();
     let access_log = cli.access_log.as_deref().or(section.access_log.as_deref());
     Ok(Settings {
         upstream_host: resolve_host(&upstream_host_name)?,
@@ -60,11 +63,68 @@ pub fn merge(cli: &Cli, section: ConfSection) -> Result<Settings, ConfigError> {
         upstream_read_timeout: optional_ms(section.upstream_read_timeout_ms),
         tunnel_send_buffer: tunnel_send_buffer(section.tunnel_send_buffer_bytes)?,
         admin_listen: admin_address(admin, &listen)?,
+        admin_explicit,
+        access,
         listen,
         access_log: LogTarget::parse(access_log.unwrap_or("stderr")),
         access_log_format: section.access_log_format.unwrap_or_default(),
         access_log_query: section.access_log_query.unwrap_or(false),
         metrics_per_target: section.metrics_per_target.unwrap_or(false),
+    })
+}
+
+/// A flag's list if given, else the conf's.
+fn list_or(flag: &[String], conf: &Option<Vec<String>>) -> Vec<String> {
+    if flag.is_empty() {
+        conf.clone().unwrap_or_default()
+    } else {
+        flag.to_vec()
+    }
+}
+
+fn clients(name: &str, items: Vec<String>) -> Result<Vec<Cidr>, ConfigError> {
+    parse_list(&items).or_else(|e| err(format!("{name}: {e}")))
+}
+
+fn port_ranges(name: &str, items: &Option<Vec<String>>) -> Result<Vec<PortRange>, ConfigError> {
+    let items = items.iter().flatten().flat_map(|s| s.split(','));
+    let items = items.filter(|s| !s.trim().is_empty());
+    items
+        .map(|s| s.parse().or_else(|e| err(format!("{name}: {e}"))))
+        .collect()
+}
+
+/// Who may come in, and which targets they may name.
+fn access_settings(cli: &Cli, section: &ConfSection) -> Result<AccessSettings, ConfigError> {
+    let at_least_one = |name: &str, n: Option<usize>| match n {
+        Some(0) => err(format!("{name} must be greater than 0")),
+        n => Ok(n),
+    };
+    let token_file = cli
+        .auth_token_file
+        .clone()
+        .or(section.auth_token_file.clone());
+    Ok(AccessSettings {
+        auth_tokens: section.auth_tokens.clone().unwrap_or_default(),
+        auth_token_file: token_file.map(Into::into),
+        trusted_clients: clients(
+            "trusted_clients",
+            list_or(&cli.trusted_clients, &section.trusted_clients),
+        )?,
+        allow_clients: clients(
+            "allow_clients",
+            list_or(&cli.allow_clients, &section.allow_clients),
+        )?,
+        targets: TargetPolicy {
+            allow_default_upstream: section.allow_default_upstream.unwrap_or(true),
+            allowed_ports: port_ranges("allowed_ports", &section.allowed_ports)?,
+            denied_ports: port_ranges("denied_ports", &section.denied_ports)?,
+        },
+        max_connections: at_least_one("max_connections", section.max_connections)?,
+        max_connections_per_client: at_least_one(
+            "max_connections_per_client",
+            section.max_connections_per_client,
+        )?,
     })
 }
 

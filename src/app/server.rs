@@ -1,9 +1,10 @@
 //! Assembles the pingora server: the proxy service (HTTP, WebSocket and CONNECT on the
 //! same listeners), the admin service, and the background services.
 
-use super::background::{AccessLogService, ShutdownWatcher};
+use super::background::{HangupService, ShutdownWatcher};
 use super::cli::Cli;
 use super::load::Loaded;
+use super::settings::Settings;
 use super::state::ProxyState;
 use crate::front::FrontDoor;
 use crate::observe::admin::AdminApp;
@@ -57,9 +58,7 @@ pub fn build(cli: &Cli, loaded: Loaded) -> Result<Server, String> {
         server_conf,
     } = loaded;
     let grace = Duration::from_secs(server_conf.grace_period_seconds.unwrap_or(0));
-    let state = Arc::new(
-        ProxyState::new(&settings).map_err(|e| format!("cannot open the access log: {e}"))?,
-    );
+    let state = Arc::new(ProxyState::new(&settings)?);
     let mut server = Server::new_with_opt_and_conf(cli.pingora_opt(), server_conf);
     server.bootstrap();
     server.add_service(proxy_service(&server, &state, &settings.listen));
@@ -75,10 +74,10 @@ pub fn build(cli: &Cli, loaded: Loaded) -> Result<Server, String> {
         admin_service.add_tcp(&admin.to_string());
         server.add_service(admin_service);
     }
-    let access_log = AccessLogService {
+    let hangups = HangupService {
         state: state.clone(),
     };
-    server.add_service(background_service("access log", access_log));
+    server.add_service(background_service("access log and SIGHUP", hangups));
     let shutdown = ShutdownWatcher {
         state,
         draining,
@@ -89,12 +88,48 @@ pub fn build(cli: &Cli, loaded: Loaded) -> Result<Server, String> {
 }
 
 /// Checks that every listen address can be bound, so that a port in use is reported in
-/// one line instead of a panic inside pingora's listener setup.
-pub fn check_listen_addresses(addrs: &[SocketAddr]) -> Result<(), String> {
-    for addr in addrs {
+/// one line instead of a panic inside pingora's listener setup. An admin address that
+/// was only the default and is in use (a second instance, say) is dropped with a
+/// warning; one the user gave stops start-up like a proxy address.
+pub fn check_listen_addresses(settings: &mut Settings) -> Result<(), String> {
+    for addr in &settings.listen {
         if let Err(e) = TcpListener::bind(addr) {
             return Err(format!("cannot listen on {addr}: {e}"));
         }
     }
-    Ok(())
+    let Some(admin) = settings.admin_listen else {
+        return Ok(());
+    };
+    match TcpListener::bind(admin) {
+        Ok(_) => Ok(()),
+        Err(e) if settings.admin_explicit => Err(format!("cannot listen on {admin}: {e}")),
+        Err(e) => {
+            log::warn!(
+                "admin listener {admin} (the default) is unavailable ({e}): running without it; set --admin-listen to choose another address"
+            );
+            settings.admin_listen = None;
+            Ok(())
+        }
+    }
+}
+
+/// Warns when anyone who can reach a listen address reaches every loopback port of the
+/// machine: the proxy listens beyond loopback with neither tokens nor `allow_clients`.
+pub fn warn_if_open(settings: &Settings) {
+    let access = &settings.access;
+    let open = access.auth_tokens.is_empty()
+        && access.auth_token_file.is_none()
+        && access.allow_clients.is_empty();
+    let beyond: Vec<String> = settings
+        .listen
+        .iter()
+        .filter(|a| !a.ip().is_loopback())
+        .map(|a| a.to_string())
+        .collect();
+    if open && !beyond.is_empty() {
+        log::warn!(
+            "listening on {} beyond loopback with neither auth tokens nor allow_clients: whoever reaches it reaches every loopback port of this machine (see the README's Access section)",
+            beyond.join(", ")
+        );
+    }
 }

@@ -1,10 +1,13 @@
 //! The proxy's settings after merging flags, environment, conf and defaults, and the
 //! defaults themselves.
 
+use crate::access::Cidr;
 use crate::observe::access_log::LogTarget;
 use crate::observe::log_line::LogFormat;
+use crate::routing::TargetPolicy;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Listen addresses used when nothing else says otherwise.
@@ -62,12 +65,35 @@ pub struct Settings {
     pub tunnel_send_buffer: Option<usize>,
     /// Where the admin endpoints listen; `None` turns them off.
     pub admin_listen: Option<SocketAddr>,
+    /// Whether the admin address was given (flag, env or conf) rather than defaulted: a
+    /// defaulted one that is in use is skipped with a warning instead of stopping start-up.
+    pub admin_explicit: bool,
+    /// Who may come in.
+    pub access: AccessSettings,
     pub access_log: LogTarget,
     pub access_log_format: LogFormat,
     /// Whether access log lines keep the query string (it may carry secrets).
     pub access_log_query: bool,
     /// Whether metrics carry `workspace` and `port` labels (capped).
     pub metrics_per_target: bool,
+}
+
+/// The access policy's settings; every part is off by default.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AccessSettings {
+    /// Tokens given in the conf.
+    pub auth_tokens: Vec<String>,
+    /// A file of tokens, re-read on `SIGHUP`.
+    pub auth_token_file: Option<PathBuf>,
+    /// Clients let in without a token.
+    pub trusted_clients: Vec<Cidr>,
+    /// Clients allowed to connect at all; empty: any.
+    pub allow_clients: Vec<Cidr>,
+    pub targets: TargetPolicy,
+    /// Most client connections open at once; `None`: a quarter of the open-file limit.
+    pub max_connections: Option<usize>,
+    /// Most connections open at once from one client address; `None`: no limit.
+    pub max_connections_per_client: Option<usize>,
 }
 
 /// A start-up error: printed as one line, exit code 2.

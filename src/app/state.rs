@@ -1,6 +1,8 @@
 //! What every request path shares, built once at start-up from the settings.
 
-use super::settings::Settings;
+use super::settings::{AccessSettings, Settings};
+use crate::access::{Access, ConnectionLimits, Tokens};
+use crate::host::sys;
 use crate::observe::access_log::AccessLog;
 use crate::observe::{Metrics, Recorder};
 use crate::routing::{Router, WaitPolicy};
@@ -21,25 +23,61 @@ pub struct ProxyState {
     pub tunnel_send_buffer: Option<usize>,
     pub tunnels: Arc<Tunnels>,
     pub recorder: Recorder,
+    pub access: Access,
+}
+
+/// Without `max_connections`: a quarter of the open-file limit (a CONNECT tunnel holds
+/// seven descriptors, an HTTP request two or three), so that the proxy answers 503
+/// before it runs out of descriptors.
+fn default_max_connections() -> usize {
+    let soft = sys::open_file_limit().map_or(1024, |(soft, _)| soft);
+    usize::try_from(soft / 4).unwrap_or(usize::MAX).max(16)
+}
+
+/// The access policy from its settings; a token file that cannot be read stops start-up.
+fn access(settings: &AccessSettings) -> Result<Access, String> {
+    let tokens = Tokens::load(
+        settings.auth_tokens.clone(),
+        settings.auth_token_file.clone(),
+    )?;
+    let max = settings
+        .max_connections
+        .unwrap_or_else(default_max_connections);
+    Ok(Access {
+        tokens,
+        trusted_clients: settings.trusted_clients.clone(),
+        allow_clients: settings.allow_clients.clone(),
+        limits: ConnectionLimits::new(max, settings.max_connections_per_client),
+    })
 }
 
 impl ProxyState {
-    /// Builds the state; opening the access log can fail (a file that cannot be
-    /// opened).
-    pub fn new(settings: &Settings) -> std::io::Result<Self> {
+    /// Builds the state; it fails on an access log that cannot be opened or a token
+    /// file that cannot be read.
+    pub fn new(settings: &Settings) -> Result<Self, String> {
         let metrics = Arc::new(Metrics::new(settings.metrics_per_target));
         let access_log = AccessLog::open(
             settings.access_log.clone(),
             settings.access_log_format,
             settings.access_log_query,
             metrics.access_log_dropped.clone(),
-        )?;
+        )
+        .map_err(|e| format!("cannot open the access log: {e}"))?;
         let wait = WaitPolicy {
             default: settings.wait_for_port,
             max: settings.max_wait_for_port,
         };
+        // The proxy's own addresses, admin included, are never targets (508).
+        let own: Vec<_> = settings
+            .listen
+            .iter()
+            .chain(&settings.admin_listen)
+            .copied()
+            .collect();
+        let targets = settings.access.targets.clone();
         Ok(ProxyState {
-            router: Router::new(settings.upstream_host, settings.listen.clone(), wait),
+            router: Router::new(settings.upstream_host, own, wait, targets),
+            access: access(&settings.access)?,
             connect_timeout: settings.connect_timeout,
             head_timeout: settings.request_head_timeout,
             tunnel_idle_timeout: settings.tunnel_idle_timeout,

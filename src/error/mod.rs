@@ -50,6 +50,14 @@ pub enum ProxyErrorKind {
     /// An HTTP/2 connection preface (h2c with prior knowledge, as gRPC clients send):
     /// answered in HTTP/2 terms, logged as 505.
     Http2,
+    /// A request target with a control character or a bare space (400).
+    BadTarget(&'static str),
+    /// No valid token: 401, or 407 for a CONNECT (`proxy`).
+    Unauthorized { proxy: bool },
+    /// The target policy refuses this target (403), saying why.
+    TargetForbidden(String),
+    /// A connection limit is reached (503), saying which.
+    Overloaded(String),
 }
 
 /// An error response: its kind and the target it was aimed at, when known.
@@ -70,6 +78,9 @@ impl From<Refused> for ProxyError {
         match refused {
             Refused::Invalid(e) => e.into(),
             Refused::Loop(target) => ProxyError::new(ProxyErrorKind::LoopDetected, &target),
+            Refused::Forbidden(target, why) => {
+                ProxyError::new(ProxyErrorKind::TargetForbidden(why), &target)
+            }
         }
     }
 }

@@ -16,6 +16,8 @@ pub struct Row {
     pub hint: Cow<'static, str>,
     /// What was wrong and what was tried, in one line.
     pub message: String,
+    /// Headers the answer carries besides the body's.
+    pub headers: &'static [(&'static str, &'static str)],
 }
 
 fn row(
@@ -29,7 +31,14 @@ fn row(
         code,
         hint: hint.into(),
         message,
+        headers: &[],
     }
+}
+
+/// A row whose answer carries `headers` too.
+fn with_headers(mut row: Row, headers: &'static [(&'static str, &'static str)]) -> Row {
+    row.headers = headers;
+    row
 }
 
 /// The row for `kind`, aimed at `target` when known.
@@ -54,7 +63,11 @@ pub fn row_for(kind: &Kind, target: Option<&Target>) -> Row {
         | Kind::Malformed(_)
         | Kind::NotHttp(_)
         | Kind::BadBody(_)
-        | Kind::Http2 => request_row(kind),
+        | Kind::Http2
+        | Kind::BadTarget(_) => request_row(kind),
+        Kind::Unauthorized { .. } | Kind::TargetForbidden(_) | Kind::Overloaded(_) => {
+            policy_row(kind)
+        }
     }
 }
 
@@ -151,6 +164,55 @@ fn request_row(kind: &Kind) -> Row {
             "http2_unsupported",
             "send HTTP/1.1, or tunnel HTTP/2 (gRPC, say) through CONNECT",
             "HTTP/2 is not served here: this listener speaks HTTP/1.1".into(),
+        ),
+        Kind::BadTarget(why) => row(
+            400,
+            "bad_request",
+            "percent-encode the request target: %20 for a space, %00 for NUL",
+            format!("invalid request target: it contains {why}"),
+        ),
+        _ => misfiled(kind),
+    }
+}
+
+/// Refusals of the access and target policies: 401, 407, 403 and 503.
+fn policy_row(kind: &Kind) -> Row {
+    match kind {
+        Kind::Unauthorized { proxy: false } => with_headers(
+            row(
+                401,
+                "unauthorized",
+                "send X-Cmux-Token: <token>, or open any URL once with ?cmux_token=<token> to get a cookie",
+                "this proxy requires a token, and the request has no valid one".into(),
+            ),
+            &[("WWW-Authenticate", "Bearer realm=\"cmux-proxy\"")],
+        ),
+        Kind::Unauthorized { proxy: true } => with_headers(
+            row(
+                407,
+                "unauthorized",
+                "send Proxy-Authorization: Bearer <token> (or Basic with the token as the password)",
+                "this proxy requires a token, and the CONNECT request has no valid one".into(),
+            ),
+            &[(
+                "Proxy-Authenticate",
+                "Bearer realm=\"cmux-proxy\", Basic realm=\"cmux-proxy\"",
+            )],
+        ),
+        Kind::TargetForbidden(why) => row(
+            403,
+            "target_forbidden",
+            "ask the operator: the proxy's target policy (allow_default_upstream, allowed_ports, denied_ports) refuses it",
+            format!("this target is not allowed: {why}"),
+        ),
+        Kind::Overloaded(why) => with_headers(
+            row(
+                503,
+                "overloaded",
+                "retry in a moment, or close idle connections",
+                format!("too many connections: {why}"),
+            ),
+            &[("Retry-After", "1")],
         ),
         _ => misfiled(kind),
     }

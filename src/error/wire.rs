@@ -5,18 +5,22 @@ use super::{BodyFormat, ProxyError, ProxyErrorKind};
 
 /// A complete HTTP/1.1 error response. The connection is closed after it.
 pub fn raw_response(err: &ProxyError, format: BodyFormat) -> Vec<u8> {
-    let body = err.body(format);
-    let status = err.status();
-    let reason = http::StatusCode::from_u16(status)
+    let row = err.describe();
+    let body = super::body::render(err, &row, format);
+    let reason = http::StatusCode::from_u16(row.status)
         .ok()
         .and_then(|s| s.canonical_reason())
         .unwrap_or("Error");
-    let mut out = format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+    let mut head = format!("HTTP/1.1 {} {reason}\r\n", row.status);
+    for (name, value) in row.headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str(&format!(
+        "Content-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         format.content_type(),
         body.len()
-    )
-    .into_bytes();
+    ));
+    let mut out = head.into_bytes();
     out.extend_from_slice(&body);
     out
 }

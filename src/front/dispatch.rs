@@ -5,11 +5,11 @@
 //! This is a pingora `ServerApp`, so its listening sockets belong to a pingora `Service`
 //! and are handed over on a graceful upgrade like any other.
 
-use super::early::refuse;
-use super::head::{self, Head, MAX_HEAD_BYTES};
+use super::early::{close_forbidden, refuse};
+use super::head::{self, request_target_flaw, Head, MAX_HEAD_BYTES};
 use crate::app::ProxyState;
 use crate::error::ProxyErrorKind;
-use crate::observe::RequestKind;
+use crate::observe::{peer_addr, RequestKind};
 use crate::tunnel;
 use async_trait::async_trait;
 use pingora::apps::{HttpPersistentSettings, HttpServerApp, ServerApp};
@@ -56,6 +56,11 @@ enum Next {
 
 /// Decides from the head alone.
 fn next_for(head: Head) -> Next {
+    if let Head::Complete(bytes) = &head {
+        if let Some(flaw) = request_target_flaw(bytes) {
+            return Next::Refuse(ProxyErrorKind::BadTarget(flaw), RequestKind::Http);
+        }
+    }
     match head {
         Head::Complete(bytes) if bytes.starts_with(b"CONNECT ") => Next::Connect(bytes),
         // h2c with prior knowledge (gRPC's plaintext mode): refused in HTTP/2 terms,
@@ -143,6 +148,21 @@ where
         metrics.connections_accepted.inc();
         metrics.connections_active.inc();
         let _active = scopeguard::guard((), |()| metrics.connections_active.dec());
+        let access = &self.state.access;
+        let client = peer_addr(&stream).map(|a| a.ip());
+        if !access.client_allowed(client) {
+            close_forbidden(&stream, &self.state);
+            return None;
+        }
+        let open = usize::try_from(metrics.connections_active.get()).unwrap_or(0);
+        let _slot = match access.limits.admit(client, open) {
+            Ok(slot) => slot,
+            Err(why) => {
+                let kind = ProxyErrorKind::Overloaded(why);
+                refuse(&mut stream, kind, RequestKind::Http, &self.state).await;
+                return None;
+            }
+        };
         // `None` before the first request; then what pingora hands back for the next.
         let mut reused: Option<Option<HttpPersistentSettings>> = None;
         loop {

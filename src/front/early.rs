@@ -23,3 +23,11 @@ pub async fn refuse(
     entry.end = Some(EndReason::Answered(err.code()));
     state.recorder.record(&entry);
 }
+
+/// Closes a connection from a client that `allow_clients` does not list, at once and
+/// without a word, and logs it.
+pub fn close_forbidden(client: &Stream, state: &ProxyState) {
+    let mut entry = Entry::new(RequestKind::Http, peer_addr(client), Instant::now(), None);
+    entry.end = Some(EndReason::ClientForbidden);
+    state.recorder.record(&entry);
+}

@@ -57,6 +57,29 @@ pub fn head_end(buf: &[u8]) -> Option<usize> {
     None
 }
 
+/// What is wrong with the request target of a head's request line, if anything: a
+/// control character (NUL, 0x01-0x1F, 0x7F) or a bare space, which pingora would
+/// percent-escape and forward, so that the proxy and the target would disagree about
+/// what was asked. nginx answers both with 400, as this proxy does.
+pub fn request_target_flaw(head: &[u8]) -> Option<&'static str> {
+    // Empty lines may come before the request line (RFC 9112 section 2.2).
+    let start = head.iter().position(|&b| b != b'\r' && b != b'\n')?;
+    let line = &head[start..];
+    let line = &line[..line.iter().position(|&b| b == b'\n').unwrap_or(line.len())];
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let method_end = line.iter().position(|&b| b == b' ')?;
+    let rest = &line[method_end + 1..];
+    // The target runs to the last space: what follows is the version.
+    let target = &rest[..rest.iter().rposition(|&b| b == b' ').unwrap_or(rest.len())];
+    if target.iter().any(|&b| b < 0x20 || b == 0x7f) {
+        Some("a control character")
+    } else if target.contains(&b' ') {
+        Some("a space")
+    } else {
+        None
+    }
+}
+
 /// Reads a request head: waits up to `idle` for its first byte, then up to
 /// `head_timeout` (from that first byte) for the end of the head.
 pub async fn read_head<S: AsyncRead + Unpin>(
@@ -185,6 +208,29 @@ mod tests {
         a.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
         let got = read_head(&mut b, Duration::from_secs(1), Duration::from_millis(100)).await;
         assert!(matches!(got, Head::TimedOut), "{got:?}");
+    }
+
+    #[test]
+    fn request_target_flaws() {
+        assert_eq!(request_target_flaw(b"GET /a HTTP/1.1\r\n\r\n"), None);
+        assert_eq!(request_target_flaw(b"\r\nGET /a?b=%20 HTTP/1.1\n\n"), None);
+        assert_eq!(request_target_flaw(b"CONNECT x:1 HTTP/1.1\r\n\r\n"), None);
+        assert_eq!(
+            request_target_flaw(b"GET /a\x00b HTTP/1.1\r\n\r\n"),
+            Some("a control character")
+        );
+        assert_eq!(
+            request_target_flaw(b"GET /a\tb HTTP/1.1\r\n\r\n"),
+            Some("a control character")
+        );
+        assert_eq!(
+            request_target_flaw(b"GET /a b HTTP/1.1\r\n\r\n"),
+            Some("a space")
+        );
+        assert_eq!(
+            request_target_flaw(b"GET /a\x7f HTTP/1.1\r\n\r\n"),
+            Some("a control character")
+        );
     }
 
     #[tokio::test]

@@ -25,7 +25,10 @@ pub struct RefusalExplanation {
 /// proxy worker thread.
 pub async fn explain_refused(target: &Target) -> RefusalExplanation {
     let port = target.addr.port();
-    let listeners = tokio::task::spawn_blocking(move || listening_on_port(port))
+    // The connection was refused before this call: any answer read from now on is as
+    // fresh as the refusal.
+    let asked = std::time::Instant::now();
+    let listeners = tokio::task::spawn_blocking(move || listening_on_port(port, asked))
         .await
         .unwrap_or_default();
     let others = listeners

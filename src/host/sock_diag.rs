@@ -23,17 +23,26 @@ const MESSAGE_LEN: usize = 72;
 
 /// All listening TCP sockets, IPv4 and IPv6.
 pub fn listening() -> io::Result<Vec<Listener>> {
+    listening_on(0)
+}
+
+/// Listening TCP sockets on `port` (0: every port). The kernel filters by port, so the
+/// cost does not grow with the sockets on other ports (about a millisecond).
+pub fn listening_on(port: u16) -> io::Result<Vec<Listener>> {
     let socket = NetlinkSocket::open_sock_diag()?;
     let mut out = Vec::new();
     for (seq, family) in [(1u32, libc::AF_INET), (2, libc::AF_INET6)] {
-        socket.send(&dump_request(seq, family as u8))?;
+        socket.send(&dump_request(seq, family as u8, port))?;
         receive_dump(&socket, &mut out)?;
     }
+    // The kernel's filter is an optimisation: the answer is checked here as well.
+    out.retain(|l| port == 0 || l.addr.port() == port);
     Ok(out)
 }
 
-/// A `SOCK_DIAG_BY_FAMILY` dump request for listening TCP sockets of one family.
-fn dump_request(seq: u32, family: u8) -> Vec<u8> {
+/// A `SOCK_DIAG_BY_FAMILY` dump request for listening TCP sockets of one family, on
+/// `port` (its `id.idiag_sport`, big-endian) or on every port (0).
+fn dump_request(seq: u32, family: u8, port: u16) -> Vec<u8> {
     let mut msg = Vec::with_capacity(NLMSG_HEADER_LEN + REQUEST_LEN);
     msg.extend_from_slice(&((NLMSG_HEADER_LEN + REQUEST_LEN) as u32).to_ne_bytes());
     msg.extend_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
@@ -45,7 +54,8 @@ fn dump_request(seq: u32, family: u8) -> Vec<u8> {
     msg.push(0); // no extensions
     msg.push(0); // pad
     msg.extend_from_slice(&(1u32 << TCP_LISTEN).to_ne_bytes());
-    msg.resize(NLMSG_HEADER_LEN + REQUEST_LEN, 0); // a zero socket id: match all
+    msg.extend_from_slice(&port.to_be_bytes()); // id.idiag_sport
+    msg.resize(NLMSG_HEADER_LEN + REQUEST_LEN, 0); // the rest of the socket id: any
     msg
 }
 
@@ -108,6 +118,11 @@ mod tests {
             let hit = found.iter().find(|f| f.addr == addr);
             assert!(hit.is_some_and(|h| h.inode > 0), "{addr} not in {found:?}");
         }
+        // A port-filtered query finds the one socket on that port.
+        let port = v4.local_addr().unwrap().port();
+        let on_port = listening_on(port).unwrap();
+        assert!(on_port.iter().all(|l| l.addr.port() == port), "{on_port:?}");
+        assert!(on_port.iter().any(|l| l.addr == v4.local_addr().unwrap()));
         // Agrees with /proc for our sockets.
         let proc_listeners = super::super::proc_net::listening_from_proc();
         for l in [&v4, &v6] {

@@ -47,6 +47,8 @@ pub enum EndReason {
     TunnelClosed,
     /// The target closed before taking the client's first bytes.
     UpstreamClosed,
+    /// The client's address is not in `allow_clients`: closed without an answer.
+    ClientForbidden,
 }
 
 impl EndReason {
@@ -59,6 +61,7 @@ impl EndReason {
             EndReason::Shutdown => "shutdown",
             EndReason::TunnelClosed => "tunnel_closed",
             EndReason::UpstreamClosed => "upstream_closed",
+            EndReason::ClientForbidden => "client_forbidden",
         }
     }
 }

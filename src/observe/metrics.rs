@@ -26,6 +26,15 @@ const DURATION_BUCKETS: [f64; 14] = [
 /// `none`).
 const CLASSES: [&str; 6] = ["none", "1xx", "2xx", "3xx", "4xx", "5xx"];
 
+/// The refusals of the proxy's policies, counted by code (as in the access log).
+const REFUSALS: [&str; 5] = [
+    "unauthorized",
+    "client_forbidden",
+    "target_forbidden",
+    "overloaded",
+    "loop_detected",
+];
+
 /// Why a connection to a target failed, as a metric label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConnectFailure {
@@ -63,6 +72,7 @@ pub struct Metrics {
     pub connections_accepted: IntCounter,
     pub connections_active: IntGauge,
     pub access_log_dropped: IntCounter,
+    refusals: IntCounterVec,
     per_target: Option<PerTarget>,
 }
 
@@ -123,31 +133,50 @@ fn traffic(registry: &Registry) -> Resolved {
     }
 }
 
+/// The open tunnels by kind, and the open client connections.
+fn gauges(registry: &Registry) -> (IntGaugeVec, IntGauge) {
+    let open_tunnels = registered(
+        registry,
+        IntGaugeVec::new(
+            Opts::new(
+                "cmux_open_tunnels",
+                "Open tunnels, by kind (websocket, connect).",
+            ),
+            &["kind"],
+        )
+        .expect("valid metric"),
+    );
+    for kind in [RequestKind::WebSocket, RequestKind::Connect] {
+        open_tunnels.with_label_values(&[kind.as_str()]).set(0);
+    }
+    let connections_active = registered(
+        registry,
+        IntGauge::new("cmux_connections_active", "Client connections open now.")
+            .expect("valid metric"),
+    );
+    (open_tunnels, connections_active)
+}
+
+/// The refusals counter, every code present from the start.
+fn refusals(registry: &Registry) -> IntCounterVec {
+    let refusals = counter_vec(
+        registry,
+        "cmux_refusals_total",
+        "Requests and connections refused by the proxy's policies, by code (unauthorized, client_forbidden, target_forbidden, overloaded, loop_detected).",
+        &["code"],
+    );
+    for code in REFUSALS {
+        refusals.with_label_values(&[code]);
+    }
+    refusals
+}
+
 impl Metrics {
     pub fn new(per_target: bool) -> Self {
         let registry = Registry::new();
-        let resolved = traffic(&registry);
-        let open_tunnels = registered(
-            &registry,
-            IntGaugeVec::new(
-                Opts::new(
-                    "cmux_open_tunnels",
-                    "Open tunnels, by kind (websocket, connect).",
-                ),
-                &["kind"],
-            )
-            .expect("valid metric"),
-        );
-        for kind in [RequestKind::WebSocket, RequestKind::Connect] {
-            open_tunnels.with_label_values(&[kind.as_str()]).set(0);
-        }
-        let connections_active = registered(
-            &registry,
-            IntGauge::new("cmux_connections_active", "Client connections open now.")
-                .expect("valid metric"),
-        );
+        let (open_tunnels, connections_active) = gauges(&registry);
         Metrics {
-            resolved,
+            resolved: traffic(&registry),
             connect_failures: counter_vec(
                 &registry,
                 "cmux_upstream_connect_failures_total",
@@ -171,6 +200,7 @@ impl Metrics {
                 "cmux_access_log_dropped_total",
                 "Access log lines dropped because the log writer could not keep up.",
             ),
+            refusals: refusals(&registry),
             per_target: per_target.then(|| PerTarget {
                 requests: counter_vec(
                     &registry,
@@ -195,6 +225,12 @@ impl Metrics {
         r.duration[e.kind.index()].observe(e.duration.as_secs_f64());
         r.bytes_in.inc_by(e.bytes_in);
         r.bytes_out.inc_by(e.bytes_out);
+        if let Some(end) = e.end {
+            let code = end.as_str();
+            if REFUSALS.contains(&code) {
+                self.refusals.with_label_values(&[code]).inc();
+            }
+        }
         if let (Some(per), Some(target)) = (&self.per_target, e.target) {
             per.count(e.workspace.unwrap_or(""), target.port());
         }

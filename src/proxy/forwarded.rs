@@ -2,6 +2,7 @@
 //! headers (`X-Forwarded-For`, `-Proto`, `-Host`, and `Via`, which also guards against
 //! loops) added.
 
+use crate::access::{cookies_without_token, TOKEN_HEADER};
 use crate::routing::headers::routing_only;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
@@ -39,11 +40,18 @@ impl ViaEntry {
     }
 }
 
-/// Rewrites the request head sent upstream.
-pub fn rewrite(upstream: &mut RequestHeader, client: Option<IpAddr>, via: &ViaEntry) -> Result<()> {
+/// Rewrites the request head sent upstream. `strip_token_cookie`: tokens are in force,
+/// so a `cmux_token` cookie is the proxy's and never the target's.
+pub fn rewrite(
+    upstream: &mut RequestHeader,
+    client: Option<IpAddr>,
+    via: &ViaEntry,
+    strip_token_cookie: bool,
+) -> Result<()> {
     for name in routing_only() {
         upstream.remove_header(name);
     }
+    remove_token(upstream, strip_token_cookie)?;
     if let Some(ip) = client {
         let forwarded = append_list_entry(upstream, &X_FORWARDED_FOR, |out| push_ip(out, ip));
         upstream.insert_header(X_FORWARDED_FOR_CASE.clone(), forwarded)?;
@@ -63,6 +71,28 @@ pub fn rewrite(upstream: &mut RequestHeader, client: Option<IpAddr>, via: &ViaEn
         upstream.insert_header(VIA_CASE.clone(), joined)?;
     } else {
         upstream.insert_header(VIA_CASE.clone(), via.value.clone())?;
+    }
+    Ok(())
+}
+
+/// Removes the token header, and with tokens in force the token cookie.
+fn remove_token(upstream: &mut RequestHeader, strip_cookie: bool) -> Result<()> {
+    if upstream.headers.contains_key(&TOKEN_HEADER) {
+        upstream.remove_header(&TOKEN_HEADER);
+    }
+    let has_cookie = |h: &RequestHeader| {
+        h.headers
+            .get_all(http::header::COOKIE)
+            .iter()
+            .any(|v| v.as_bytes().windows(11).any(|w| w == b"cmux_token="))
+    };
+    if strip_cookie && has_cookie(upstream) {
+        match cookies_without_token(&upstream.headers) {
+            Some(kept) => upstream.insert_header(http::header::COOKIE, kept)?,
+            None => {
+                upstream.remove_header(&http::header::COOKIE);
+            }
+        }
     }
     Ok(())
 }

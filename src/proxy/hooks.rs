@@ -3,7 +3,7 @@
 
 use super::ctx::RequestCtx;
 use super::forwarded::{self, ViaEntry};
-use super::{hop_by_hop, peer, respond};
+use super::{admission, hop_by_hop, peer, respond};
 use crate::app::ProxyState;
 use crate::observe::{EndReason, Entry, RequestKind};
 use async_trait::async_trait;
@@ -38,6 +38,10 @@ impl ProxyHttp for CmuxProxy {
         RequestCtx::new()
     }
 
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Self::CTX) -> Result<bool> {
+        admission::admit(&self.state, session, ctx).await
+    }
+
     async fn upstream_peer(
         &self,
         session: &mut Session,
@@ -64,7 +68,8 @@ impl ProxyHttp for CmuxProxy {
             .client_addr()
             .and_then(|a| a.as_inet())
             .map(|a| a.ip());
-        forwarded::rewrite(upstream, client, &self.via)
+        let strip_cookie = self.state.access.tokens.required();
+        forwarded::rewrite(upstream, client, &self.via, strip_cookie)
     }
 
     async fn response_filter(

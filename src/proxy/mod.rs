@@ -4,6 +4,7 @@
 //! the client sees of the response ([`hop_by_hop`]) and of a failure ([`failure`],
 //! [`respond`]).
 
+mod admission;
 mod ctx;
 mod failure;
 mod forwarded;

@@ -68,6 +68,9 @@ pub async fn fail(
         let _ = header.insert_header(http::header::CONTENT_TYPE, format.content_type());
         let _ = header.insert_header(http::header::CONTENT_LENGTH, body.len());
         let _ = header.insert_header(http::header::CACHE_CONTROL, "no-store");
+        for (name, value) in row.headers {
+            let _ = header.insert_header(*name, *value);
+        }
         let downstream = session.as_downstream_mut();
         if let Err(write_err) = downstream.write_error_response(header, body).await {
             log::debug!("could not send error response: {write_err}");

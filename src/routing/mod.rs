@@ -17,7 +17,7 @@ pub use address::{is_workspace_ip, workspace_address, workspace_number};
 pub use error::RouteError;
 pub use listen_addr::listen_covers;
 pub use parse::{parse_port, parse_wait_ms, split_localhost_host};
-pub use policy::{LoopGuard, WaitPolicy};
+pub use policy::{LoopGuard, PortRange, TargetPolicy, WaitPolicy};
 pub use resolve::{resolve, RouteRequest};
 pub use router::{Refused, Routed, Router};
 pub use target::Target;

@@ -1,7 +1,10 @@
 //! Routing policy: how long to wait for a closed port, and which requests would loop.
 
 use super::listen_addr::listen_covers;
+use super::target::Target;
 use std::net::SocketAddr;
+use std::ops::RangeInclusive;
+use std::str::FromStr;
 use std::time::Duration;
 
 /// How long to keep retrying a target that refuses connections (a dev server that is
@@ -72,6 +75,75 @@ impl LoopGuard {
     }
 }
 
+/// A range of ports, `3000-3999`, or one port, `5432`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortRange(pub RangeInclusive<u16>);
+
+impl FromStr for PortRange {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("invalid port range {s:?}: expected PORT or FIRST-LAST, 1-65535");
+        let port = |p: &str| {
+            p.trim()
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(bad)
+        };
+        let (first, last) = match s.split_once('-') {
+            Some((a, b)) => (port(a)?, port(b)?),
+            None => (port(s)?, port(s)?),
+        };
+        if first > last {
+            return Err(bad());
+        }
+        Ok(PortRange(first..=last))
+    }
+}
+
+/// Which targets requests may name, beyond the proxy's own listeners (never).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetPolicy {
+    /// Whether a request that names no workspace may reach `--upstream-host`.
+    pub allow_default_upstream: bool,
+    /// Ports a target may have; empty: any.
+    pub allowed_ports: Vec<PortRange>,
+    /// Ports a target may never have.
+    pub denied_ports: Vec<PortRange>,
+}
+
+impl Default for TargetPolicy {
+    fn default() -> Self {
+        TargetPolicy {
+            allow_default_upstream: true,
+            allowed_ports: Vec::new(),
+            denied_ports: Vec::new(),
+        }
+    }
+}
+
+impl TargetPolicy {
+    /// `Err` says why the policy refuses `target`.
+    pub fn check(&self, target: &Target) -> Result<(), String> {
+        if target.workspace.is_none() && !self.allow_default_upstream {
+            return Err(format!(
+                "{} names no workspace, and allow_default_upstream is false",
+                target.describe()
+            ));
+        }
+        let port = target.addr.port();
+        let listed = |ranges: &[PortRange]| ranges.iter().any(|r| r.0.contains(&port));
+        if listed(&self.denied_ports) {
+            return Err(format!("port {port} is in denied_ports"));
+        }
+        if !self.allowed_ports.is_empty() && !listed(&self.allowed_ports) {
+            return Err(format!("port {port} is not in allowed_ports"));
+        }
+        Ok(())
+    }
+}
+
 /// A short id for this process: its pid and start time, hashed.
 fn instance_id() -> String {
     use std::hash::{BuildHasher, Hasher};
@@ -119,6 +191,38 @@ mod tests {
         assert!(!g.is_own_listener("127.0.0.2:9000".parse().unwrap()));
         assert!(!g.is_own_listener("127.0.0.1:3000".parse().unwrap()));
         assert!(!g.is_own_listener("[::1]:8080".parse().unwrap()));
+    }
+
+    #[test]
+    fn target_policy() {
+        let target = |addr: &str, ws: Option<&str>| Target {
+            addr: addr.parse().unwrap(),
+            workspace: ws.map(str::to_string),
+        };
+        let open = TargetPolicy::default();
+        assert!(open.check(&target("127.0.0.1:22", None)).is_ok());
+        let strict = TargetPolicy {
+            allow_default_upstream: false,
+            allowed_ports: vec!["3000-3999".parse().unwrap(), "5173".parse().unwrap()],
+            denied_ports: vec!["3306".parse().unwrap()],
+        };
+        let e = strict.check(&target("127.0.0.1:3000", None)).unwrap_err();
+        assert!(e.contains("allow_default_upstream"), "{e}");
+        assert!(strict
+            .check(&target("127.18.0.7:3000", Some("w-7")))
+            .is_ok());
+        assert!(strict
+            .check(&target("127.18.0.7:5173", Some("w-7")))
+            .is_ok());
+        let e = strict
+            .check(&target("127.18.0.7:22", Some("w-7")))
+            .unwrap_err();
+        assert!(e.contains("not in allowed_ports"), "{e}");
+        let e = strict
+            .check(&target("127.18.0.7:3306", Some("w-7")))
+            .unwrap_err();
+        assert!(e.contains("denied_ports"), "{e}");
+        assert!("0".parse::<PortRange>().is_err() && "9-1".parse::<PortRange>().is_err());
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use super::error::RouteError;
 use super::headers::{PORT, WAIT, WORKSPACE};
 use super::parse::parse_wait_ms;
-use super::policy::{LoopGuard, WaitPolicy};
+use super::policy::{LoopGuard, TargetPolicy, WaitPolicy};
 use super::resolve::{resolve, RouteRequest};
 use super::target::Target;
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -26,6 +26,8 @@ pub enum Refused {
     Invalid(RouteError),
     /// The request would reach this proxy again, at this target (508).
     Loop(Target),
+    /// The target policy refuses this target (403), for this reason.
+    Forbidden(Target, String),
 }
 
 impl From<RouteError> for Refused {
@@ -40,6 +42,7 @@ pub struct Router {
     pub upstream_host: IpAddr,
     pub loops: LoopGuard,
     pub wait: WaitPolicy,
+    pub targets: TargetPolicy,
 }
 
 /// A header value as text; a value that is not UTF-8 shows as U+FFFD, so that it can
@@ -53,11 +56,19 @@ fn values<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Vec<&'a str> {
 }
 
 impl Router {
-    pub fn new(upstream_host: IpAddr, listen: Vec<SocketAddr>, wait: WaitPolicy) -> Self {
+    /// `own` are every address this process listens on (proxy and admin): never a
+    /// target.
+    pub fn new(
+        upstream_host: IpAddr,
+        own: Vec<SocketAddr>,
+        wait: WaitPolicy,
+        targets: TargetPolicy,
+    ) -> Self {
         Router {
             upstream_host,
-            loops: LoopGuard::new(listen),
+            loops: LoopGuard::new(own),
             wait,
+            targets,
         }
     }
 
@@ -80,6 +91,9 @@ impl Router {
         let via = headers.get_all(http::header::VIA).iter().map(text);
         if self.loops.seen_in(via) || self.loops.is_own_listener(target.addr) {
             return Err(Refused::Loop(target));
+        }
+        if let Err(why) = self.targets.check(&target) {
+            return Err(Refused::Forbidden(target, why));
         }
         let wait_ms = headers
             .get(&WAIT)
@@ -105,6 +119,7 @@ mod tests {
             "127.0.0.1".parse().unwrap(),
             vec!["127.0.0.1:8080".parse().unwrap()],
             wait,
+            TargetPolicy::default(),
         )
     }
 

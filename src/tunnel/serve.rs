@@ -17,6 +17,7 @@ use crate::error::{BodyFormat, ProxyError, ProxyErrorKind};
 use crate::observe::{peer_addr, EndReason, Entry, RequestKind};
 use crate::routing::Target;
 use pingora::protocols::Stream;
+use std::net::IpAddr;
 use std::time::Instant;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -57,13 +58,9 @@ impl Outcome {
 /// then logs it. The connection is not reused afterwards.
 pub async fn serve(mut client: Stream, head: Vec<u8>, state: &ProxyState) {
     let started = Instant::now();
-    let outcome = tunnel(&mut client, &head, state).await;
-    let mut entry = Entry::new(
-        RequestKind::Connect,
-        peer_addr(&client),
-        started,
-        outcome.target.as_ref(),
-    );
+    let peer = peer_addr(&client);
+    let outcome = tunnel(&mut client, &head, state, peer.map(|a| a.ip())).await;
+    let mut entry = Entry::new(RequestKind::Connect, peer, started, outcome.target.as_ref());
     entry.method = "CONNECT";
     entry.status = outcome.status;
     entry.bytes_in = outcome.stats.client_to_target;
@@ -72,8 +69,14 @@ pub async fn serve(mut client: Stream, head: Vec<u8>, state: &ProxyState) {
     state.recorder.record(&entry);
 }
 
-async fn tunnel(client: &mut Stream, head: &[u8], state: &ProxyState) -> Outcome {
-    let (target, mut upstream, early_data) = match establish(client, head, state).await {
+async fn tunnel(
+    client: &mut Stream,
+    head: &[u8],
+    state: &ProxyState,
+    client_ip: Option<IpAddr>,
+) -> Outcome {
+    let established = establish(client, head, state, client_ip).await;
+    let (target, mut upstream, early_data) = match established {
         Ok(established) => established,
         Err(outcome) => return outcome,
     };
@@ -100,12 +103,13 @@ async fn tunnel(client: &mut Stream, head: &[u8], state: &ProxyState) -> Outcome
     }
 }
 
-/// Parses, routes and connects, then answers `200`; on failure, answers the client and
-/// says what became of the request.
+/// Parses, checks the token, routes and connects, then answers `200`; on failure,
+/// answers the client and says what became of the request.
 async fn establish(
     client: &mut Stream,
     head: &[u8],
     state: &ProxyState,
+    client_ip: Option<IpAddr>,
 ) -> Result<(Target, TcpStream, Vec<u8>), Outcome> {
     let request = match request::parse(head) {
         Ok(r) => r,
@@ -115,6 +119,11 @@ async fn establish(
             return Err(Outcome::answered(&err));
         }
     };
+    let access = &state.access;
+    if access.token_required(client_ip) && !access.connect_token_ok(&request.headers) {
+        let err = ProxyError::without_target(ProxyErrorKind::Unauthorized { proxy: true });
+        return Err(answer(client, err, request.format).await);
+    }
     let routed = match state.router.route(&request.headers, None) {
         Ok(routed) => routed,
         Err(refused) => return Err(answer(client, refused.into(), request.format).await),

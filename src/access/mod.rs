@@ -1,0 +1,54 @@
+//! Who may come in? Client address lists, tokens (with where a request carries them),
+//! and connection limits. Routing decides where a request may go (`routing::policy`);
+//! this decides whether it is let in at all.
+
+mod carriers;
+mod cidr;
+mod limits;
+mod tokens;
+
+pub use carriers::{cookies_without_token, split_query_token, TOKEN_COOKIE, TOKEN_HEADER};
+pub use cidr::{parse_list, Cidr};
+pub use limits::{ClientSlot, ConnectionLimits};
+pub use tokens::Tokens;
+
+use http::HeaderMap;
+use std::net::IpAddr;
+
+/// The access policy, fixed at start-up (the token file aside).
+pub struct Access {
+    pub tokens: Tokens,
+    /// Clients let in without a token.
+    pub trusted_clients: Vec<Cidr>,
+    /// Clients allowed to connect at all; empty: any.
+    pub allow_clients: Vec<Cidr>,
+    pub limits: ConnectionLimits,
+}
+
+impl Access {
+    /// Whether a connection from `client` may be served at all.
+    pub fn client_allowed(&self, client: Option<IpAddr>) -> bool {
+        self.allow_clients.is_empty()
+            || client.is_some_and(|ip| cidr::any_contains(&self.allow_clients, ip))
+    }
+
+    /// Whether a request from `client` must carry a token.
+    pub fn token_required(&self, client: Option<IpAddr>) -> bool {
+        self.tokens.required()
+            && !client.is_some_and(|ip| cidr::any_contains(&self.trusted_clients, ip))
+    }
+
+    /// Whether an HTTP or WebSocket request carries a valid token (header or cookie).
+    pub fn request_token_ok(&self, headers: &HeaderMap) -> bool {
+        let header = headers.get(&TOKEN_HEADER).map(|v| v.as_bytes());
+        header.is_some_and(|t| self.tokens.accepts(t))
+            || carriers::cookie_token(headers).is_some_and(|t| self.tokens.accepts(t))
+    }
+
+    /// Whether a CONNECT request carries a valid token (`Proxy-Authorization`, or the
+    /// token header).
+    pub fn connect_token_ok(&self, headers: &HeaderMap) -> bool {
+        carriers::proxy_authorization_token(headers).is_some_and(|t| self.tokens.accepts(&t))
+            || self.request_token_ok(headers)
+    }
+}
