@@ -26,11 +26,14 @@
 //!      │     ─> "200 Connection Established" ─> relay (splice both ways) ─> observe
 //!      ├─ h2c preface, not HTTP, head timeout ─> front::early::refuse (error::reply)
 //!      └─ anything else ─> pingora's HTTP proxy, with proxy::CmuxProxy's hooks:
-//!           upstream_peer            routing::Router::route (first attempt),
-//!                                    or pause before retrying a refused target
+//!           upstream_peer            routing::Router::route and the host override
+//!                                    (first attempt), or pause before retrying a
+//!                                    refused target
 //!           fail_to_connect          count it; retry a refusal within the wait budget
-//!           upstream_request_filter  drop routing headers; X-Forwarded-*, Via
-//!           response_filter          101: count the WebSocket; else drop hop-by-hop
+//!           upstream_request_filter  drop routing headers; X-Forwarded-*, Via; the
+//!                                    host override (Host, same-origin Origin/Referer)
+//!           response_filter          101: count the WebSocket; else drop hop-by-hop,
+//!                                    rewrite a loopback Location to the client's origin
 //!           (pingora streams the body both ways, or the upgraded WebSocket bytes)
 //!           fail_to_proxy            proxy::failure::classify ─> error table ─> reply
 //!           logging                  observe::Recorder (metrics, access log)

@@ -34,6 +34,11 @@ pub struct Cli {
     #[arg(long, env = "CMUX_ADMIN_LISTEN")]
     pub admin_listen: Option<String>,
 
+    /// The Host sent to targets of requests without X-Cmux-Host-Override: "keep" (the
+    /// client's) or "localhost" (localhost:<target port>) [default: keep]
+    #[arg(long, env = "CMUX_HOST_OVERRIDE")]
+    pub host_override: Option<String>,
+
     /// Access log: "stderr", "off" or a file path [default: stderr]
     #[arg(long, env = "CMUX_ACCESS_LOG")]
     pub access_log: Option<String>,

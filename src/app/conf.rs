@@ -35,6 +35,8 @@ pub struct ConfSection {
     pub denied_ports: Option<Vec<String>>,
     pub max_connections: Option<usize>,
     pub max_connections_per_client: Option<usize>,
+    pub host_override: Option<String>,
+    pub rewrite_loopback_redirects: Option<bool>,
 }
 
 /// The whole YAML file as far as we read it: only our section.

@@ -7,7 +7,7 @@ use super::conf::ConfSection;
 use super::settings::*;
 use crate::access::{parse_list, Cidr};
 use crate::observe::access_log::LogTarget;
-use crate::routing::{listen_covers, PortRange, TargetPolicy};
+use crate::routing::{listen_covers, HostOverrideDefault, PortRange, TargetPolicy};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
@@ -46,6 +46,10 @@ pub fn merge(cli: &Cli, section: ConfSection) -> Result<Settings, ConfigError> {
     let admin = cli.admin_listen.clone().or(section.admin_listen.clone());
     let admin_explicit = admin.is_some();
     let access_log = cli.access_log.as_deref().or(section.access_log.as_deref());
+    let host_override = cli
+        .host_override
+        .as_deref()
+        .or(section.host_override.as_deref());
     Ok(Settings {
         upstream_host: resolve_host(&upstream_host_name)?,
         upstream_host_name,
@@ -70,6 +74,8 @@ pub fn merge(cli: &Cli, section: ConfSection) -> Result<Settings, ConfigError> {
         access_log_format: section.access_log_format.unwrap_or_default(),
         access_log_query: section.access_log_query.unwrap_or(false),
         metrics_per_target: section.metrics_per_target.unwrap_or(false),
+        host_override: host_override_default(host_override)?,
+        rewrite_loopback_redirects: section.rewrite_loopback_redirects.unwrap_or(true),
     })
 }
 
@@ -126,6 +132,21 @@ fn access_settings(cli: &Cli, section: &ConfSection) -> Result<AccessSettings, C
             section.max_connections_per_client,
         )?,
     })
+}
+
+/// `keep` (the default) or `localhost`.
+fn host_override_default(raw: Option<&str>) -> Result<HostOverrideDefault, ConfigError> {
+    match raw {
+        None => Ok(HostOverrideDefault::Keep),
+        Some(raw) => HostOverrideDefault::parse(raw).map_or_else(
+            || {
+                err(format!(
+                    "invalid host_override {raw:?}: expected \"keep\" (the client's Host) or \"localhost\" (localhost:<target port>)"
+                ))
+            },
+            Ok,
+        ),
+    }
 }
 
 fn listen_addresses(
@@ -289,6 +310,28 @@ mod tests {
         let s = merge(&cli(&[]), ConfSection::default()).unwrap();
         assert_eq!(s.connect_timeout, Duration::from_millis(5000));
         assert_eq!(s.upstream_host_name, "127.0.0.1");
+    }
+
+    #[test]
+    fn host_override_precedence_and_values() {
+        let conf = || ConfSection {
+            host_override: Some("localhost".into()),
+            ..Default::default()
+        };
+        let s = merge(&cli(&[]), ConfSection::default()).unwrap();
+        assert_eq!(s.host_override, HostOverrideDefault::Keep);
+        assert!(s.rewrite_loopback_redirects);
+        let s = merge(&cli(&[]), conf()).unwrap();
+        assert_eq!(s.host_override, HostOverrideDefault::TargetLocalhost);
+        let s = merge(&cli(&["--host-override", "keep"]), conf()).unwrap();
+        assert_eq!(s.host_override, HostOverrideDefault::Keep);
+        let e = merge(&cli(&["--host-override", "example.com"]), conf()).unwrap_err();
+        assert!(e.0.contains("invalid host_override \"example.com\""), "{e}");
+        let off = ConfSection {
+            rewrite_loopback_redirects: Some(false),
+            ..Default::default()
+        };
+        assert!(!merge(&cli(&[]), off).unwrap().rewrite_loopback_redirects);
     }
 
     #[test]

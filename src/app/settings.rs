@@ -4,6 +4,7 @@
 use crate::access::Cidr;
 use crate::observe::access_log::LogTarget;
 use crate::observe::log_line::LogFormat;
+use crate::routing::HostOverrideDefault;
 use crate::routing::TargetPolicy;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -76,6 +77,11 @@ pub struct Settings {
     pub access_log_query: bool,
     /// Whether metrics carry `workspace` and `port` labels (capped).
     pub metrics_per_target: bool,
+    /// The `Host` a target gets when a request sends no `X-Cmux-Host-Override`.
+    pub host_override: HostOverrideDefault,
+    /// Whether a response `Location` that names the target's loopback origin is
+    /// rewritten to the origin the client used (on by default).
+    pub rewrite_loopback_redirects: bool,
 }
 
 /// The access policy's settings; every part is off by default.

@@ -5,7 +5,7 @@ use crate::access::{Access, ConnectionLimits, Tokens};
 use crate::host::sys;
 use crate::observe::access_log::AccessLog;
 use crate::observe::{Metrics, Recorder};
-use crate::routing::{Router, WaitPolicy};
+use crate::routing::{HostOverrideDefault, Router, WaitPolicy};
 use crate::tunnel::Tunnels;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +21,10 @@ pub struct ProxyState {
     pub upstream_read_timeout: Option<Duration>,
     /// SO_SNDBUF for CONNECT tunnels' sockets to loopback targets (`None`: the kernel's).
     pub tunnel_send_buffer: Option<usize>,
+    /// The `Host` sent to a target when a request has no `X-Cmux-Host-Override`.
+    pub host_override: HostOverrideDefault,
+    /// Whether loopback `Location`s are rewritten to the client's origin.
+    pub rewrite_loopback_redirects: bool,
     pub tunnels: Arc<Tunnels>,
     pub recorder: Recorder,
     pub access: Access,
@@ -83,6 +87,8 @@ impl ProxyState {
             tunnel_idle_timeout: settings.tunnel_idle_timeout,
             upstream_read_timeout: settings.upstream_read_timeout,
             tunnel_send_buffer: settings.tunnel_send_buffer,
+            host_override: settings.host_override,
+            rewrite_loopback_redirects: settings.rewrite_loopback_redirects,
             tunnels: Arc::new(Tunnels::default()),
             recorder: Recorder {
                 metrics,

@@ -23,6 +23,9 @@ use std::time::Duration;
 pub enum ProxyErrorKind {
     /// The request could not be routed (400).
     Route(RouteError),
+    /// `X-Cmux-Host-Override` is not `HOST[:PORT]`, or its copies differ (400); the
+    /// values as sent.
+    BadHostOverride(String),
     /// Nothing listens at the target (502), with what does listen on that port.
     PortClosed(Option<RefusalExplanation>),
     /// Connecting to the target timed out (504).

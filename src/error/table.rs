@@ -3,6 +3,7 @@
 
 use super::ProxyErrorKind as Kind;
 use crate::host::START_OR_WAIT;
+use crate::routing::headers::HOST_OVERRIDE_DISPLAY;
 use crate::routing::Target;
 use std::borrow::Cow;
 
@@ -46,6 +47,12 @@ pub fn row_for(kind: &Kind, target: Option<&Target>) -> Row {
     let to = target.map(Target::describe).unwrap_or_default();
     match kind {
         Kind::Route(e) => row(400, e.code(), e.hint(), e.to_string()),
+        Kind::BadHostOverride(values) => row(
+            400,
+            "bad_host_override",
+            "send one HOST or HOST:PORT, such as localhost:5173, or leave the header out",
+            format!("invalid {HOST_OVERRIDE_DISPLAY} header {values:?}: expected HOST[:PORT]"),
+        ),
         Kind::LoopDetected => row(
             508,
             "loop_detected",

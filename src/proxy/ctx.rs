@@ -4,6 +4,7 @@ use crate::error::ProxyError;
 use crate::observe::EndReason;
 use crate::routing::Target;
 use crate::tunnel::TunnelGuard;
+use http::HeaderValue;
 use std::time::{Duration, Instant};
 
 /// Per-request state.
@@ -23,6 +24,9 @@ pub struct RequestCtx {
     pub refusals: u32,
     /// Held while the request is an open WebSocket tunnel.
     pub tunnel: Option<TunnelGuard>,
+    /// The `Host` to send instead of the client's (`X-Cmux-Host-Override` or the
+    /// proxy's default), checked when the request was routed.
+    pub host_override: Option<HeaderValue>,
 }
 
 impl RequestCtx {
@@ -36,6 +40,7 @@ impl RequestCtx {
             wait_budget: Duration::ZERO,
             refusals: 0,
             tunnel: None,
+            host_override: None,
         }
     }
 

@@ -3,7 +3,7 @@
 
 use super::ctx::RequestCtx;
 use super::forwarded::{self, ViaEntry};
-use super::{admission, hop_by_hop, peer, respond};
+use super::{admission, hop_by_hop, host_override, peer, redirects, respond};
 use crate::app::ProxyState;
 use crate::observe::{EndReason, Entry, RequestKind};
 use async_trait::async_trait;
@@ -62,14 +62,18 @@ impl ProxyHttp for CmuxProxy {
         &self,
         session: &mut Session,
         upstream: &mut RequestHeader,
-        _ctx: &mut Self::CTX,
+        ctx: &mut Self::CTX,
     ) -> Result<()> {
         let client = session
             .client_addr()
             .and_then(|a| a.as_inet())
             .map(|a| a.ip());
         let strip_cookie = self.state.access.tokens.required();
-        forwarded::rewrite(upstream, client, &self.via, strip_cookie)
+        forwarded::rewrite(upstream, client, &self.via, strip_cookie)?;
+        match &ctx.host_override {
+            Some(host) => host_override::apply(upstream, host),
+            None => Ok(()),
+        }
     }
 
     async fn response_filter(
@@ -86,6 +90,11 @@ impl ProxyHttp for CmuxProxy {
             }
         } else {
             hop_by_hop::remove(response);
+            if let Some(target) = ctx.target.as_ref() {
+                if self.state.rewrite_loopback_redirects {
+                    redirects::rewrite(response, session.req_header(), target)?;
+                }
+            }
         }
         Ok(())
     }

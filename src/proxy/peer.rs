@@ -3,6 +3,7 @@
 
 use super::ctx::RequestCtx;
 use super::failure::connect_failure;
+use super::host_override;
 use crate::app::ProxyState;
 use crate::error::ProxyError;
 use crate::routing::WaitPolicy;
@@ -15,28 +16,35 @@ use std::time::{Duration, Instant};
 /// default, set explicitly so that the error message can name it.
 pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Routes a request's first attempt and starts its wait budget. A refused request keeps
-/// its error in the context, for `fail_to_proxy` to answer.
+/// Routes a request's first attempt, checks its host override and starts its wait
+/// budget.
 pub fn first_attempt(
     state: &ProxyState,
     req: &RequestHeader,
     ctx: &mut RequestCtx,
 ) -> Result<SocketAddr> {
-    match state.router.route(&req.headers, req.uri.host()) {
-        Ok(routed) => {
-            let addr = routed.target.addr;
-            ctx.target = Some(routed.target);
-            ctx.wait_budget = routed.wait_budget;
-            ctx.wait_started = Some(Instant::now());
-            Ok(addr)
-        }
-        Err(refused) => {
-            let err = ProxyError::from(refused);
-            let row = err.describe();
-            ctx.early_error = Some(err);
-            Error::e_explain(ErrorType::HTTPStatus(row.status), row.message)
-        }
+    let routed = match state.router.route(&req.headers, req.uri.host()) {
+        Ok(routed) => routed,
+        Err(refused) => return refuse(ctx, ProxyError::from(refused)),
+    };
+    let port = routed.target.addr.port();
+    match host_override::wanted(&req.headers, state.host_override, port) {
+        Ok(host) => ctx.host_override = host,
+        Err(kind) => return refuse(ctx, ProxyError::new(kind, &routed.target)),
     }
+    let addr = routed.target.addr;
+    ctx.target = Some(routed.target);
+    ctx.wait_budget = routed.wait_budget;
+    ctx.wait_started = Some(Instant::now());
+    Ok(addr)
+}
+
+/// A request refused before connecting keeps its error in the context, for
+/// `fail_to_proxy` to answer.
+fn refuse(ctx: &mut RequestCtx, err: ProxyError) -> Result<SocketAddr> {
+    let row = err.describe();
+    ctx.early_error = Some(err);
+    Error::e_explain(ErrorType::HTTPStatus(row.status), row.message)
 }
 
 /// Pauses before retrying a refused target; gives up early if the client leaves.

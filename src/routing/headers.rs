@@ -9,13 +9,21 @@ pub static PORT: HeaderName = HeaderName::from_static("x-cmux-port-internal");
 pub static WORKSPACE: HeaderName = HeaderName::from_static("x-cmux-workspace-internal");
 /// Asks the proxy to wait this many milliseconds for a closed port to open.
 pub static WAIT: HeaderName = HeaderName::from_static("x-cmux-wait-ms");
+/// Replaces the `Host` sent to the target (`HOST[:PORT]`), for dev servers that only
+/// answer to `localhost`. Not a routing input: CONNECT accepts and ignores it. Never
+/// forwarded either: `proxy::host_override` removes it where it applies it (a request
+/// that carries it always has an override to apply, or was refused), which spares every
+/// other request a header lookup.
+pub static HOST_OVERRIDE: HeaderName = HeaderName::from_static("x-cmux-host-override");
 
 /// Spellings used in messages shown to people.
 pub const PORT_DISPLAY: &str = "X-Cmux-Port-Internal";
 pub const WORKSPACE_DISPLAY: &str = "X-Cmux-Workspace-Internal";
 pub const WAIT_DISPLAY: &str = "X-Cmux-Wait-Ms";
+pub const HOST_OVERRIDE_DISPLAY: &str = "X-Cmux-Host-Override";
 
-/// The headers that only steer this proxy: never forwarded to a target.
+/// The routing headers, which only steer this proxy: never forwarded to a target (nor
+/// is [`HOST_OVERRIDE`]).
 pub fn routing_only() -> [&'static HeaderName; 3] {
     [&PORT, &WORKSPACE, &WAIT]
 }

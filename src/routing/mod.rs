@@ -6,6 +6,7 @@
 mod address;
 mod error;
 pub mod headers;
+mod host_override;
 mod listen_addr;
 mod parse;
 mod policy;
@@ -15,6 +16,7 @@ mod target;
 
 pub use address::{is_workspace_ip, workspace_address, workspace_number};
 pub use error::RouteError;
+pub use host_override::{parse_host_override, HostOverrideDefault};
 pub use listen_addr::listen_covers;
 pub use parse::{parse_port, parse_wait_ms, split_localhost_host};
 pub use policy::{LoopGuard, PortRange, TargetPolicy, WaitPolicy};

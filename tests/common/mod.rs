@@ -163,10 +163,13 @@ pub struct UpstreamStats {
 /// A small real HTTP/1.1 server with keep-alive, used as the proxy's upstream.
 ///
 /// Routes: `/echo` (method, path, headers and body back as text), `/cookies` (two
-/// `Set-Cookie` plus hop-by-hop headers), `/download/N` (N pattern bytes),
+/// `Set-Cookie` plus hop-by-hop headers), `/redirect?to=URL` (a 302 whose `Location`
+/// and `Content-Location` are URL, as written), `/download/N` (N pattern bytes),
 /// `/upload` (sha256 and length of the body), `/sse` (an event, a 1.5 s pause, an
 /// event), `/slow` (answers after 1 s), `/garbage` (invalid response), `/close`
-/// (closes at once); an `Upgrade: websocket` request is echoed as a WebSocket.
+/// (closes at once); an `Upgrade: websocket` request is echoed as a WebSocket, and its
+/// `101` says which `Host` and `Origin` the handshake had (`X-Seen-Host`,
+/// `X-Seen-Origin`).
 pub struct Upstream {
     pub addr: SocketAddr,
     pub stats: Arc<UpstreamStats>,
@@ -323,8 +326,10 @@ async fn serve_connection(stream: TcpStream, local: SocketAddr) {
             let key = req.header("sec-websocket-key").unwrap_or("").to_string();
             let accept =
                 tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
+            let seen_host = req.header("host").unwrap_or("-");
+            let seen_origin = req.header("origin").unwrap_or("-");
             let head = format!(
-                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\nX-Seen-Host: {seen_host}\r\nX-Seen-Origin: {seen_origin}\r\n\r\n"
             );
             let mut stream = reader.into_inner();
             if stream.write_all(head.as_bytes()).await.is_err() {
@@ -371,6 +376,12 @@ async fn serve_connection(stream: TcpStream, local: SocketAddr) {
                     b"cookies",
                 )
                 .await
+            }
+            "/redirect" => {
+                let query = req.path.split_once('?').map_or("", |(_, q)| q);
+                let to = query.strip_prefix("to=").unwrap_or("/").to_string();
+                let headers = [("Location", to.clone()), ("Content-Location", to)];
+                respond(w, head_only, "302 Found", &headers, b"moved").await
             }
             "/upload" => {
                 let body = format!("{} {}", req.body.len(), sha256_hex(&req.body));

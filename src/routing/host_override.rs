@@ -1,0 +1,153 @@
+//! The host override: which `Host` a target is sent. Dev servers such as Vite and
+//! webpack-dev-server answer only `localhost`, `*.localhost` and IP addresses, so a
+//! preview reached through another name asks for `X-Cmux-Host-Override: localhost:5173`,
+//! or the proxy is set to send `localhost:<target port>` for every request. The checks
+//! here are pure; the head is rewritten in `proxy::host_override`.
+
+use super::parse::{parse_port, single_value, trim_blank};
+
+/// The `Host` a target gets when a request carries no override header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HostOverrideDefault {
+    /// The client's `Host`, unchanged (the default).
+    #[default]
+    Keep,
+    /// `localhost:<target port>`.
+    TargetLocalhost,
+}
+
+impl HostOverrideDefault {
+    /// The setting's spellings: `keep` or `localhost`.
+    pub fn parse(raw: &str) -> Option<Self> {
+        match trim_blank(raw) {
+            "keep" => Some(HostOverrideDefault::Keep),
+            "localhost" => Some(HostOverrideDefault::TargetLocalhost),
+            _ => None,
+        }
+    }
+}
+
+/// The longest host name DNS allows.
+const MAX_HOST_LEN: usize = 253;
+
+/// Checks the values of the override header (all copies must agree after trimming) and
+/// returns the one to send: `HOST[:PORT]`, where HOST is a DNS name (ASCII letters,
+/// digits, `-`, `_`, `.`), an IPv4 address or a bracketed IPv6 address, and PORT is
+/// 1-65535 in decimal. `None` when a value is refused.
+pub fn parse_host_override<'a>(values: &[&'a str]) -> Option<&'a str> {
+    let value = single_value(values).ok()??;
+    let (host, port) = split_host_port(value)?;
+    if port.is_some_and(|p| parse_port(p).is_none()) {
+        return None;
+    }
+    valid_host(host).then_some(value)
+}
+
+/// `host[:port]` or `[v6][:port]`, split; `None` when the shape is wrong.
+fn split_host_port(value: &str) -> Option<(&str, Option<&str>)> {
+    if let Some(rest) = value.strip_prefix('[') {
+        let (v6, after) = rest.split_once(']')?;
+        v6.parse::<std::net::Ipv6Addr>().ok()?;
+        let host = &value[..v6.len() + 2];
+        return match after {
+            "" => Some((host, None)),
+            _ => Some((host, Some(after.strip_prefix(':')?))),
+        };
+    }
+    match value.split_once(':') {
+        Some((host, port)) => Some((host, Some(port))),
+        None => Some((value, None)),
+    }
+}
+
+/// A bracketed IPv6 address (already checked), or a DNS name / IPv4 address.
+fn valid_host(host: &str) -> bool {
+    if host.starts_with('[') {
+        return true;
+    }
+    let name = host.strip_suffix('.').unwrap_or(host);
+    !name.is_empty()
+        && host.len() <= MAX_HOST_LEN
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(v: &str) -> Option<&str> {
+        parse_host_override(&[v])
+    }
+
+    #[test]
+    fn accepts_names_addresses_and_ports() {
+        for (raw, want) in [
+            ("localhost", "localhost"),
+            ("localhost:5173", "localhost:5173"),
+            (" localhost:5173\t", "localhost:5173"),
+            ("app-7.preview.example.com", "app-7.preview.example.com"),
+            ("my_app.localhost:3000", "my_app.localhost:3000"),
+            ("example.com.", "example.com."),
+            ("127.0.0.1:8080", "127.0.0.1:8080"),
+            ("[::1]", "[::1]"),
+            ("[::1]:5173", "[::1]:5173"),
+            ("LOCALHOST:065535", "LOCALHOST:065535"),
+        ] {
+            assert_eq!(one(raw), Some(want), "{raw:?}");
+        }
+        assert_eq!(
+            parse_host_override(&["localhost:1", " localhost:1"]),
+            Some("localhost:1")
+        );
+    }
+
+    #[test]
+    fn refuses_everything_else() {
+        let long = format!("{}.com", "a".repeat(64));
+        for bad in [
+            "",
+            " ",
+            ":5173",
+            "localhost:",
+            "localhost:0",
+            "localhost:65536",
+            "localhost:51a",
+            "localhost:5173:1",
+            "http://localhost",
+            "localhost/x",
+            "user@localhost",
+            "local host",
+            "a..b",
+            ".",
+            "[::1",
+            "[::1]5173",
+            "[nope]:1",
+            "::1",
+            "héllo",
+            long.as_str(),
+        ] {
+            assert_eq!(one(bad), None, "{bad:?}");
+        }
+        assert_eq!(parse_host_override(&["a:1", "b:1"]), None);
+        assert_eq!(parse_host_override(&[]), None);
+    }
+
+    #[test]
+    fn default_spellings() {
+        assert_eq!(
+            HostOverrideDefault::parse("keep"),
+            Some(HostOverrideDefault::Keep)
+        );
+        assert_eq!(
+            HostOverrideDefault::parse(" localhost "),
+            Some(HostOverrideDefault::TargetLocalhost)
+        );
+        assert_eq!(HostOverrideDefault::parse("Localhost:3000"), None);
+    }
+}
