@@ -83,7 +83,10 @@ fn json(err: &ProxyError, row: &Row) -> String {
 }
 
 /// A small self-contained page for browsers. While the port is closed it reloads
-/// itself every few seconds, so the app appears as soon as the dev server is up.
+/// itself every few seconds, so the app appears as soon as the dev server is up. Its
+/// empty icon keeps the browser from asking for `/favicon.ico`, a request that would
+/// wait for the closed port too, or reach the dev server once it is up (a 404 in the
+/// console).
 fn html(err: &ProxyError, row: &Row) -> String {
     let reloads = matches!(err.kind, ProxyErrorKind::PortClosed(_));
     let refresh = if reloads {
@@ -107,7 +110,7 @@ fn html(err: &ProxyError, row: &Row) -> String {
         })
         .unwrap_or_default();
     format!(
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">\n{refresh}<title>{status} {code} - cmux-proxy</title>\n\
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">\n{refresh}<link rel=\"icon\" href=\"data:,\">\n<title>{status} {code} - cmux-proxy</title>\n\
 <style>body{{font-family:system-ui,sans-serif;max-width:42em;margin:3em auto;padding:0 1em;color:#222}}\
 code{{background:#f2f2f2;padding:0 .25em}}.note{{color:#666}}</style></head>\n\
 <body><h1>{status} {code}</h1>\n<p>{message}</p>\n{target}<p><strong>Hint:</strong> {hint}</p>\n{retrying}</body></html>\n",
@@ -176,6 +179,10 @@ mod tests {
         let e = ProxyError::new(ProxyErrorKind::PortClosed(None), &target);
         let page = String::from_utf8(e.body(BodyFormat::Html).to_vec()).unwrap();
         assert!(page.contains("http-equiv=\"refresh\""), "{page}");
+        assert!(
+            page.contains("<link rel=\"icon\" href=\"data:,\">"),
+            "{page}"
+        );
         assert!(page.contains("127.18.0.7:3000 (&lt;ws&gt;)"), "{page}");
         assert!(!page.contains("<ws>"), "{page}");
         let e = ProxyError::new(ProxyErrorKind::ConnectTimeout, &target);
