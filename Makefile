@@ -7,7 +7,7 @@ ARGS   ?=
 BIN    := target/release/cmux-proxy
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build run test test-deps unit e2e shim shim-lib test-install install \
+.PHONY: all deps build run test test-deps unit e2e browser shim shim-lib test-install install \
 	uninstall lint bench clean-tmp
 
 all: build
@@ -35,11 +35,12 @@ test-deps: deps
 	bash e2e/deps.sh
 
 ## Every test: unit and integration tests (against an optimised binary), the shim's
-## tests, then the end-to-end suite. They build with the `release-tests` profile: the
-## release code without its whole-program (LTO) link, so the test binaries link fast.
+## tests, the end-to-end suite, then the real-browser suite. They build with the
+## `release-tests` profile: the release code without its whole-program (LTO) link, so
+## the test binaries link fast.
 TEST_BIN := target/release-tests/cmux-proxy
 
-test: test-deps unit shim e2e test-install
+test: test-deps unit shim e2e browser test-install
 
 unit: deps
 	$(CARGO) test --profile release-tests --workspace
@@ -53,6 +54,13 @@ shim-lib:
 e2e: deps shim
 	$(CARGO) build --profile release-tests --bin cmux-proxy
 	CMUX_PROXY_BIN=$(TEST_BIN) bash e2e/run.sh
+
+## The real-browser suite (e2e/browser/): headless Chromium (Debian's package, installed
+## if missing) through the proxy, run as a daemon and reloaded once, to real Vite and
+## Next.js dev servers in workspaces; `npm ci` in that folder only when needed.
+browser: deps shim-lib
+	$(CARGO) build --profile release-tests --bin cmux-proxy
+	CMUX_PROXY_BIN=$(TEST_BIN) bash e2e/browser/run.sh
 
 ## `make install` and `make uninstall` into a scratch DESTDIR, with the test binary (no
 ## second release build); checks modes, stripping, the kept conf, and what uninstall leaves.
