@@ -327,3 +327,170 @@ pub fn idle_ws(
         Ok(())
     })
 }
+
+/// Reads one HTTP/1.1 response (Content-Length or chunked body) from `s`; `buf` carries
+/// bytes read past the previous response. Returns the status code.
+async fn read_response(s: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<u16> {
+    async fn fill(s: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<()> {
+        let mut tmp = [0u8; 4096];
+        let n = s.read(&mut tmp).await?;
+        if n == 0 {
+            return Err(other("connection closed mid-response".into()));
+        }
+        buf.extend_from_slice(&tmp[..n]);
+        Ok(())
+    }
+    let head_end = loop {
+        if let Some(end) = find_head_end(buf) {
+            break end;
+        }
+        if buf.len() > 64 * 1024 {
+            return Err(other("response head too long".into()));
+        }
+        fill(s, buf).await?;
+    };
+    let head = &buf[..head_end];
+    let status = std::str::from_utf8(head.get(9..12).unwrap_or_default())
+        .ok()
+        .and_then(|c| c.parse::<u16>().ok())
+        .ok_or_else(|| other("bad status line".into()))?;
+    let chunked = crate::header_value(head, "transfer-encoding")
+        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
+    let length = crate::header_value(head, "content-length").and_then(|v| v.parse::<usize>().ok());
+    buf.drain(..head_end);
+    if chunked {
+        // size line, data, CRLF; ... a zero-size chunk, then (no trailers) a CRLF.
+        loop {
+            let line_end = loop {
+                if let Some(p) = buf.windows(2).position(|w| w == b"\r\n") {
+                    break p;
+                }
+                fill(s, buf).await?;
+            };
+            let size_text = String::from_utf8_lossy(&buf[..line_end]);
+            let size_hex = size_text.split(';').next().unwrap_or("").trim();
+            let size = usize::from_str_radix(size_hex, 16)
+                .map_err(|_| other(format!("bad chunk size {size_hex:?}")))?;
+            let need = line_end + 2 + size + 2;
+            while buf.len() < need {
+                fill(s, buf).await?;
+            }
+            buf.drain(..need);
+            if size == 0 {
+                return Ok(status);
+            }
+        }
+    }
+    let len = length.ok_or_else(|| other("response with neither length nor chunks".into()))?;
+    while buf.len() < len {
+        fill(s, buf).await?;
+    }
+    buf.drain(..len);
+    Ok(status)
+}
+
+/// Small requests at a fixed rate (open loop): request i is due at start + i / rate and
+/// goes out on connection i % conns; the first `warmup` seconds at that rate are not
+/// recorded (JIT-compiled proxies, lazily grown pools). Its latency runs from when it was sent, or from when
+/// it was due if its connection was still busy then (a stall counts against every request
+/// it delays, not only the one that met it; timer slack before an on-time send does not
+/// count). Prints `reqs= errors= secs= rate= p50_us= p99_us= p999_us= max_us=`.
+pub fn http_rate(
+    addr: &str,
+    port: Option<u16>,
+    path: &str,
+    rate: f64,
+    secs: f64,
+    warmup: f64,
+    conns: usize,
+) -> io::Result<()> {
+    let rt = rt()?;
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&rt, async {
+        let conns = conns.max(1);
+        let skip = (rate * warmup).round() as usize;
+        let total = skip + (rate * secs).round().max(1.0) as usize;
+        let req = format!(
+            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{}\r\n",
+            routing_header(port)
+        );
+        let req = Rc::new(req.into_bytes());
+        let mut streams = Vec::with_capacity(conns);
+        for _ in 0..conns {
+            let s = TcpStream::connect(addr).await?;
+            s.set_nodelay(true)?;
+            streams.push(s);
+        }
+        // One request per connection first (opens the proxy's upstream connections).
+        let mut buf = Vec::new();
+        for s in &mut streams {
+            s.write_all(&req).await?;
+            read_response(s, &mut buf).await?;
+            buf.clear();
+        }
+        let start = tokio::time::Instant::now() + Duration::from_millis(50);
+        let gap = Duration::from_secs_f64(1.0 / rate);
+        let all: Rc<RefCell<(Vec<u32>, usize)>> = Rc::new(RefCell::new((Vec::new(), 0)));
+        let mut tasks = Vec::new();
+        for (k, mut s) in streams.into_iter().enumerate() {
+            let req = req.clone();
+            let all = all.clone();
+            tasks.push(tokio::task::spawn_local(async move {
+                let mut lat: Vec<u32> = Vec::with_capacity(total / conns + 1);
+                let mut errors = 0usize;
+                let mut buf = Vec::with_capacity(4096);
+                let mut i = k;
+                while i < total {
+                    let due = start + gap * i as u32;
+                    let now = tokio::time::Instant::now();
+                    let t0 = if now < due {
+                        tokio::time::sleep_until(due).await;
+                        tokio::time::Instant::now()
+                    } else {
+                        due // late: the connection was busy when this one was due
+                    };
+                    let ok = async {
+                        s.write_all(&req).await?;
+                        read_response(&mut s, &mut buf).await
+                    };
+                    match tokio::time::timeout(Duration::from_secs(10), ok).await {
+                        Ok(Ok(200)) if i < skip => {}
+                        Ok(Ok(200)) => {
+                            let dt = t0.elapsed().as_nanos().min(u128::from(u32::MAX)) as u32;
+                            lat.push(dt);
+                        }
+                        Ok(Ok(_)) => errors += 1,
+                        _ => {
+                            errors += 1;
+                            break; // the connection's state is unknown now
+                        }
+                    }
+                    i += conns;
+                }
+                let mut a = all.borrow_mut();
+                a.0.extend_from_slice(&lat);
+                a.1 += errors;
+            }));
+        }
+        for t in tasks {
+            t.await.map_err(|e| other(e.to_string()))?;
+        }
+        let elapsed = start.elapsed().as_secs_f64() - warmup;
+        let mut a = all.borrow_mut();
+        let errors = a.1;
+        let v = &mut a.0;
+        v.sort_unstable();
+        println!(
+            "reqs={} errors={} secs={:.3} rate={:.1} p50_us={:.1} p99_us={:.1} p999_us={:.1} max_us={:.1}",
+            v.len(),
+            errors,
+            elapsed,
+            v.len() as f64 / elapsed,
+            percentile(v, 50.0),
+            percentile(v, 99.0),
+            percentile(v, 99.9),
+            percentile(v, 100.0)
+        );
+        Ok(())
+    })
+}

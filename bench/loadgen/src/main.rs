@@ -9,13 +9,16 @@
 //!   connect-bulk --addr ADDR [--connect-port P] [--bytes 1073741824] [--download] [--chunk 1048576]
 //!   idle-ws      --addr ADDR [--port P] [--conns 10000] [--concurrency 64] [--hold 120] [--ready-file F] [--via-connect]
 //!   (--via-connect: the WebSocket runs inside a CONNECT tunnel to P instead of an upgrade)
+//!   http-rate    --addr ADDR [--port P] [--path /small] [--rate 1000] [--secs 10] [--warmup 1] [--conns 20]
+//!                fixed-rate (open-loop) requests: latency percentiles at a set load
 //! Reference:
 //!   tcp-relay --listen ADDR --to ADDR [--mode copy|splice] [--buf 65536] [--sndbuf 262144]
 //!             bare TCP forwarder (--sndbuf: SO_SNDBUF toward --to, 0 = the kernel's)
 //! Helpers:
 //!   free-ports N                       prints N distinct free loopback ports
-//!   summarize --raw F [--meta F] [--markdown F]
+//!   summarize --raw F [--meta F] [--markdown F] [--readme F] [--svg F]
 
+mod chart;
 mod clients;
 mod relay;
 mod servers;
@@ -139,6 +142,15 @@ fn run(cmd: &str, o: &Opts) -> Result<(), String> {
             o.get("ready-file"),
             o.flag("via-connect"),
         )),
+        "http-rate" => io(clients::http_rate(
+            o.req("addr")?,
+            o.opt_num("port")?,
+            o.get("path").unwrap_or("/small"),
+            o.num("rate", 1000.0)?,
+            o.num("secs", 10.0)?,
+            o.num("warmup", 1.0)?,
+            o.num("conns", 20)?,
+        )),
         "tcp-relay" => io(relay::run(
             o.get("listen").unwrap_or("127.0.0.1:0"),
             o.req("to")?,
@@ -159,8 +171,12 @@ fn run(cmd: &str, o: &Opts) -> Result<(), String> {
         }
         "summarize" => io(summarize::summarize(
             o.req("raw")?,
-            o.get("meta"),
-            o.get("markdown"),
+            &summarize::Outputs {
+                meta: o.get("meta"),
+                markdown: o.get("markdown"),
+                readme: o.get("readme"),
+                svg: o.get("svg"),
+            },
         )),
         _ => Err(format!(
             "unknown subcommand {cmd:?}; see the top of bench/loadgen/src/main.rs"
