@@ -69,7 +69,7 @@ pub fn svg(m: &Medians, date: &str) -> String {
     let (bar_w, bar_gap, group_gap) = (14.0, 2.0, 26.0);
     let group_w = proxies.len() as f64 * (bar_w + bar_gap) + group_gap;
     let max_groups = PANELS.iter().map(|(_, r)| r.len()).max().unwrap_or(1) as f64;
-    let (left, top_pad, plot_h, panel_gap) = (56.0, 40.0, 220.0, 70.0);
+    let (left, top_pad, plot_h, panel_gap) = (56.0, 64.0, 220.0, 70.0);
     let width = left + max_groups * group_w + 20.0;
     let legend_h = 30.0;
     let height = 30.0 + legend_h + PANELS.len() as f64 * (top_pad + plot_h + panel_gap);
@@ -119,7 +119,7 @@ pub fn svg(m: &Medians, date: &str) -> String {
             .flat_map(|(k, _)| proxies.iter().filter_map(|(t, _)| ratio(k, t)))
             .fold(1.0_f64, f64::max)
             .min(CAP);
-        let scale_max = (max * 1.15 * 2.0).ceil() / 2.0; // axis in steps of 0.5
+        let scale_max = (max * 1.05 * 2.0).ceil() / 2.0; // axis in steps of 0.5
         let yv = |v: f64| top + plot_h - v.min(scale_max) / scale_max * plot_h;
         // Grid and axis labels every 0.5.
         let mut g = 0.0;
