@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# cmux-proxy benchmark (issue 5): direct vs nginx vs HAProxy vs cmux-proxy, side by side.
-# Run by `make bench` as `bash bench/run.sh`. Loopback only; every process it starts is
-# recorded by pid and ended on exit. See bench/README.md for the workloads and the knobs.
+# cmux-proxy benchmark (issues 5 and 20), side by side in one run with the same header
+# routing: direct (no proxy), nginx, HAProxy, bare pingora (bench/pingora-bare: pingora's own
+# limit, the reference every figure is divided by), cmux-proxy, Caddy, Node http-proxy and
+# Go's httputil.ReverseProxy. Run by `make bench` as `bash bench/run.sh`. Loopback only;
+# every process it starts is recorded by pid and ended on exit. See bench/README.md for the
+# workloads and the knobs.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -9,17 +12,27 @@ cd "$ROOT"
 
 # ---------------------------------------------------------------------------- knobs
 QUICK=${BENCH_QUICK:-0}
+# The full run's defaults keep it within about 15 minutes with all eight targets on the
+# 2-core machine: 3 rounds of 5 s, the 1 GiB file twice per kind and round, one idle round.
 if [ "$QUICK" = 1 ]; then
   SECS=${BENCH_SECONDS:-1}; ROUNDS=${BENCH_ROUNDS:-1}; LARGE_MB=${BENCH_LARGE_MB:-64}
   LARGE_REPS=${BENCH_LARGE_REPS:-1}; CONNECT_MB=${BENCH_CONNECT_MB:-128}
-  IDLE_CONNS=${BENCH_IDLE_CONNS:-1000}; OUT=${BENCH_OUT:-bench/results-quick.md}
+  IDLE_CONNS=${BENCH_IDLE_CONNS:-1000}; SCALE_SECS=${BENCH_SCALE_SECS:-2}
+  OUT=${BENCH_OUT:-bench/results-quick.md}
 else
-  SECS=${BENCH_SECONDS:-5}; ROUNDS=${BENCH_ROUNDS:-5}; LARGE_MB=${BENCH_LARGE_MB:-1024}
-  LARGE_REPS=${BENCH_LARGE_REPS:-3}; CONNECT_MB=${BENCH_CONNECT_MB:-1024}
-  IDLE_CONNS=${BENCH_IDLE_CONNS:-10000}; OUT=${BENCH_OUT:-bench/results.md}
+  SECS=${BENCH_SECONDS:-5}; ROUNDS=${BENCH_ROUNDS:-3}; LARGE_MB=${BENCH_LARGE_MB:-1024}
+  LARGE_REPS=${BENCH_LARGE_REPS:-2}; CONNECT_MB=${BENCH_CONNECT_MB:-1024}
+  IDLE_CONNS=${BENCH_IDLE_CONNS:-10000}; SCALE_SECS=${BENCH_SCALE_SECS:-10}
+  OUT=${BENCH_OUT:-bench/results.md}
 fi
-THREADS=${BENCH_THREADS:-1}            # nginx workers = HAProxy nbthread = cmux-proxy threads
-TARGETS=${BENCH_TARGETS:-"direct nginx haproxy cmux"}
+# The chart and the README's block come from the same run as $OUT: the SVG beside it; the
+# README is rewritten only by a full run into bench/results.md (BENCH_README=0: never).
+SVG=${BENCH_SVG:-${OUT%.md}.svg}
+README_UPDATE=${BENCH_README:-$([ "$OUT" = bench/results.md ] && echo 1 || echo 0)}
+SCALE_RATE=${BENCH_SCALE_RATE:-1000}   # fixed request rate of the scale run (req/s)
+SCALE_CONNS=${BENCH_SCALE_CONNS:-20}   # keep-alive connections that carry it
+THREADS=${BENCH_THREADS:-1}            # worker threads (processes) of every proxy, see start_*
+TARGETS=${BENCH_TARGETS:-"direct nginx haproxy pingora cmux caddy node go"}
 WORKLOADS=${BENCH_WORKLOADS:-"mem small large ws connect"}
 PIN=${BENCH_PIN:-1}
 LOAD_CPUS=${BENCH_LOAD_CPUS:-0}        # wrk, curl, loadgen clients
@@ -29,12 +42,15 @@ WRK_CONNS=${BENCH_WRK_CONNS:-50}
 WS_CONNS=${BENCH_WS_CONNS:-10}
 WS_SIZE=${BENCH_WS_SIZE:-32}
 CMUX_BIN=${BENCH_CMUX_BIN:-target/release/cmux-proxy}
-CMUX_YAML_EXTRA=${BENCH_CMUX_YAML_EXTRA:-}
-CMUX_ACCESS_LOG=${BENCH_CMUX_ACCESS_LOG:-off}  # "stderr" to measure the access log's cost  # extra lines for cmux-proxy's YAML (experiments)
+PINGORA_BIN=${BENCH_PINGORA_BIN:-target/release/pingora-bare}
+GO_BUILD_TIMEOUT=${BENCH_GO_BUILD_TIMEOUT:-180}  # seconds; past it the Go target is skipped
+CMUX_YAML_EXTRA=${BENCH_CMUX_YAML_EXTRA:-}  # extra lines for cmux-proxy's YAML (experiments)
+CMUX_ACCESS_LOG=${BENCH_CMUX_ACCESS_LOG:-off}  # "stderr" to measure the access log's cost
 NO_BUILD=${BENCH_NO_BUILD:-0}
 NGINX_BUFFERING=${BENCH_NGINX_BUFFERING:-on}
 # Measured best for the large response (bench/README.md): buffering on, but in memory only.
 NGINX_PROXY_EXTRA=${BENCH_NGINX_PROXY_EXTRA-proxy_max_temp_file_size 0; proxy_buffers 16 64k; proxy_busy_buffers_size 128k;}
+SCALE=${BENCH_SCALE:-1}                # 0: the mem workload measures memory only
 PROFILE=${BENCH_PROFILE:-}             # small|ws|large|connect: perf-profile cmux-proxy only
 LOADGEN=target/release/cmux-loadgen
 
@@ -42,9 +58,21 @@ log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
 # ---------------------------------------------------------------------------- install
+has_target() { [[ " $TARGETS " == *" $1 "* ]]; }
+drop_target() { # drop_target NAME WHY: the run goes on without it
+  log "skipping target $1: $2"
+  TARGETS=$(tr ' ' '\n' <<<"$TARGETS" | grep -vx "$1" | tr '\n' ' ' | sed 's/ *$//')
+}
+
 install_missing() {
   local need=()
   command -v wrk >/dev/null || need+=(wrk)
+  # Debian's packages for the dev-environment proxies: Caddy 2.6, Go 1.19 (for
+  # bench/go-proxy), Node with npm (bench/node-proxy's http-proxy comes from npm).
+  if has_target caddy && ! command -v caddy >/dev/null; then need+=(caddy); fi
+  if has_target go && ! command -v go >/dev/null; then need+=(golang-go); fi
+  if has_target node && ! command -v node >/dev/null; then need+=(nodejs); fi
+  if has_target node && ! command -v npm >/dev/null; then need+=(npm); fi
   [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null || need+=(nginx-light)
   [ -x /usr/sbin/haproxy ] || command -v haproxy >/dev/null || need+=(haproxy)
   command -v curl >/dev/null || need+=(curl)
@@ -63,19 +91,20 @@ install_missing() {
     fi
   fi
 }
-install_missing
+install_missing || log "warning: some packages did not install; targets without them are skipped"
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
 
 # ---------------------------------------------------------------------------- build
+# One cargo invocation for the three, so that the features of their shared dependencies
+# (pingora's among them) are unified exactly alike for cmux-proxy and bare pingora.
 if [ "$NO_BUILD" != 1 ]; then
-  log "cargo build --release -p cmux-proxy -p cmux-loadgen"
-  cargo build --release -q -p cmux-proxy -p cmux-loadgen
+  log "cargo build --release -p cmux-proxy -p cmux-loadgen -p pingora-bare"
+  cargo build --release -q -p cmux-proxy -p cmux-loadgen -p pingora-bare
 fi
 [ -x "$LOADGEN" ] || die "$LOADGEN missing (build it: cargo build --release -p cmux-loadgen)"
-if [[ " $TARGETS " == *" cmux "* ]]; then
-  [ -x "$CMUX_BIN" ] || die "$CMUX_BIN missing"
-fi
+if has_target cmux; then [ -x "$CMUX_BIN" ] || die "$CMUX_BIN missing"; fi
+if has_target pingora; then [ -x "$PINGORA_BIN" ] || die "$PINGORA_BIN missing"; fi
 
 # ---------------------------------------------------------------------------- processes
 TMP=$(mktemp -d /tmp/cmux-bench.XXXXXX)
@@ -94,6 +123,32 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+# The Node and Go targets: prepared here, skipped (with a line saying why) if they cannot be.
+if has_target node; then
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    drop_target node "node or npm missing"
+  elif [ ! -d bench/node-proxy/node_modules/http-proxy ] &&
+    ! (cd bench/node-proxy && timeout 180 npm ci --no-audit --no-fund --silent >"$TMP/npm.log" 2>&1); then
+    drop_target node "npm ci failed: $(tail -2 "$TMP/npm.log" | tr '\n' ' ')"
+  fi
+fi
+GO_BIN=$TMP/go-proxy
+if has_target go; then
+  if ! command -v go >/dev/null; then
+    drop_target go "go missing (Debian: golang-go)"
+  else
+    # Standard library only, so the build needs no network: GOPROXY=off, no toolchain
+    # download, the cache in the temp dir unless GOCACHE says otherwise.
+    log "go build bench/go-proxy (at most $GO_BUILD_TIMEOUT s)"
+    if ! (cd bench/go-proxy && GOPROXY=off GOTOOLCHAIN=local GOFLAGS=-mod=mod \
+      GOCACHE=${GOCACHE:-$TMP/go-cache} timeout "$GO_BUILD_TIMEOUT" go build -o "$GO_BIN" . \
+      >"$TMP/go-build.log" 2>&1); then
+      drop_target go "go build failed or took over $GO_BUILD_TIMEOUT s: $(tail -2 "$TMP/go-build.log" | tr '\n' ' ')"
+    fi
+  fi
+fi
+if has_target caddy && ! command -v caddy >/dev/null; then drop_target caddy "caddy missing"; fi
 
 pin() { # pin CPUS CMD...
   local cpus=$1; shift
@@ -175,8 +230,8 @@ MAXCONN=$((IDLE_CONNS + 200))
 # HAProxy asks for 2 descriptors per maxconn (plus a few) and refuses to start above the limit.
 [ "$MAXCONN" -gt $(((NOFILE - 64) / 2)) ] && MAXCONN=$(((NOFILE - 64) / 2))
 
-read -r UP WS SINK P_NGINX P_HAPROXY P_CMUX <<<"$("$LOADGEN" free-ports 6)"
-log "ports: upstream $UP, ws-echo $WS, tcp-sink $SINK, nginx $P_NGINX, haproxy $P_HAPROXY, cmux $P_CMUX"
+read -r UP WS SINK P_NGINX P_HAPROXY P_CMUX P_PINGORA P_CADDY P_NODE P_GO <<<"$("$LOADGEN" free-ports 10)"
+log "ports: upstream $UP, ws-echo $WS, tcp-sink $SINK, nginx $P_NGINX, haproxy $P_HAPROXY, cmux $P_CMUX, pingora $P_PINGORA, caddy $P_CADDY, node $P_NODE, go $P_GO"
 
 # ---------------------------------------------------------------------------- upstream
 SMALL_BODY="cmux-proxy benchmark upstream: a small response body of 64 bytes.."
@@ -241,7 +296,8 @@ accepts() { # the upstream's accepted-connections counter (this query's own conn
 }
 
 # ---------------------------------------------------------------------------- proxies
-declare -A PORT=([direct]=0 [nginx]=$P_NGINX [haproxy]=$P_HAPROXY [cmux]=$P_CMUX)
+declare -A PORT=([direct]=0 [nginx]=$P_NGINX [haproxy]=$P_HAPROXY [cmux]=$P_CMUX
+  [pingora]=$P_PINGORA [caddy]=$P_CADDY [node]=$P_NODE [go]=$P_GO)
 declare -A PPIDS=([direct]="")
 
 start_nginx() {
@@ -351,6 +407,63 @@ EOF
   wait_port "$P_CMUX" cmux
 }
 
+# Bare pingora: the same pingora conf as cmux-proxy (threads, pid file, upgrade socket);
+# its only hook routes on the port header (bench/pingora-bare/src/main.rs).
+start_pingora() {
+  cat >"$TMP/pingora.yaml" <<EOF
+version: 1
+threads: $THREADS
+pid_file: $TMP/pingora.pid
+upgrade_sock: $TMP/pingora-upgrade.sock
+EOF
+  start pingora "$PROXY_CPUS" "$PINGORA_BIN" --conf "$TMP/pingora.yaml" --listen "127.0.0.1:$P_PINGORA"
+  PPIDS[pingora]=$LAST_PID
+  wait_port "$P_PINGORA" pingora
+}
+
+# Caddy (Debian's 2.6, as in Gitpod's workspace ingress): reverse_proxy to a placeholder
+# address, admin endpoint and automatic HTTPS off, no access log (Caddy's default). Caddy
+# adds X-Forwarded-For/-Proto/-Host itself. Its default keeps 32 idle upstream connections
+# per host, fewer than the 50 client connections of the small workload, so 64 here, as
+# nginx's `keepalive 64`. GOMAXPROCS = the thread count of the others.
+start_caddy() {
+  cat >"$TMP/Caddyfile" <<EOF
+{
+  admin off
+  auto_https off
+  storage file_system $TMP/caddy-data
+}
+http://127.0.0.1:$P_CADDY {
+  reverse_proxy 127.0.0.1:{http.request.header.X-Cmux-Port-Internal} {
+    header_up -X-Cmux-Port-Internal
+    transport http {
+      keepalive 600s
+      keepalive_idle_conns_per_host 64
+    }
+  }
+}
+EOF
+  start caddy "$PROXY_CPUS" env GOMAXPROCS="$THREADS" HOME="$TMP" XDG_DATA_HOME="$TMP/caddy-data" \
+    XDG_CONFIG_HOME="$TMP/caddy-config" caddy run --config "$TMP/Caddyfile" --adapter caddyfile
+  PPIDS[caddy]=$LAST_PID
+  wait_port "$P_CADDY" caddy
+}
+
+# Node http-proxy (bench/node-proxy/proxy.js): one process, keep-alive agent, proxy.ws for
+# upgrades. Node runs JavaScript on one thread whatever BENCH_THREADS says.
+start_node() {
+  start node "$PROXY_CPUS" node bench/node-proxy/proxy.js --listen "127.0.0.1:$P_NODE"
+  PPIDS[node]=$LAST_PID
+  wait_port "$P_NODE" node
+}
+
+# Go httputil.ReverseProxy (bench/go-proxy), built above; GOMAXPROCS as for Caddy.
+start_go() {
+  start go "$PROXY_CPUS" env GOMAXPROCS="$THREADS" "$GO_BIN" --listen "127.0.0.1:$P_GO"
+  PPIDS[go]=$LAST_PID
+  wait_port "$P_GO" go
+}
+
 check_target() { # a small request through the target must come back 200 with the body
   local t=$1 port=${PORT[$1]} body
   [ "$t" = direct ] && port=$UP
@@ -371,7 +484,11 @@ for t in $TARGETS; do
     nginx) start_nginx ;;
     haproxy) start_haproxy ;;
     cmux) start_cmux ;;
-    *) die "unknown target $t (direct nginx haproxy cmux)" ;;
+    pingora) start_pingora ;;
+    caddy) start_caddy ;;
+    node) start_node ;;
+    go) start_go ;;
+    *) die "unknown target $t (direct nginx haproxy pingora cmux caddy node go)" ;;
   esac
   check_target "$t" || die "$t is not working"
 done
@@ -380,15 +497,33 @@ log "targets up: $TARGETS"
 addr_of() { if [ "$1" = direct ]; then echo "127.0.0.1:$2"; else echo "127.0.0.1:${PORT[$1]}"; fi; }
 
 # ---------------------------------------------------------------------------- workloads
+# Fixed-rate small requests (cmux-loadgen http-rate): records METRIC_p50/p99 for TARGET.
+rate_run() { # rate_run TARGET ROUND SUFFIX
+  local t=$1 r=$2 suffix=$3 out
+  out=$(pin "$LOAD_CPUS" timeout $((SCALE_SECS + 40)) "$LOADGEN" http-rate --addr "$(addr_of "$t" "$UP")" \
+    --port "$UP" --path /small --rate "$SCALE_RATE" --secs "$SCALE_SECS" --conns "$SCALE_CONNS" 2>&1) ||
+    { log "scale $t ($suffix): $out"; return 1; }
+  kv() { tr ' ' '\n' <<<"$out" | awk -F= -v k="$1" '$1 == k {print $2}'; }
+  [ "$(kv errors)" = 0 ] || log "scale $t ($suffix): $(kv errors) failed requests"
+  record "scale.p50_${suffix}_us" "$t" "$r" "$(kv p50_us)"
+  record "scale.p99_${suffix}_us" "$t" "$r" "$(kv p99_us)"
+  RATE_P99=$(kv p99_us)
+  log "scale $t ($suffix): $(kv rate) req/s, p50 $(kv p50_us) µs, p99 $(kv p99_us) µs"
+}
+
+# Memory per idle WebSocket and the scale run, on a freshly started proxy: RSS idle; small
+# requests at a fixed rate; IDLE_CONNS idle WebSockets opened (RSS again); the same fixed
+# rate with them open; the idle WebSockets closed.
 mem_workload() { # mem TARGET ROUND
-  local t=$1 r=$2 idle loaded lg ready=$TMP/ready.$1.$2
+  local t=$1 r=$2 idle loaded lg ready=$TMP/ready.$1.$2 base_p99=
   [ "$t" = direct ] && return 0
   # shellcheck disable=SC2086
   idle=$(rss_kib ${PPIDS[$t]})
+  if [ "$SCALE" = 1 ] && rate_run "$t" "$r" base; then base_p99=$RATE_P99; fi
   start "idle-$t" "$LOAD_CPUS" "$LOADGEN" idle-ws --addr "$(addr_of "$t" "$WS")" --port "$WS" \
-    --conns "$IDLE_CONNS" --concurrency 64 --hold 300 --ready-file "$ready"
+    --conns "$IDLE_CONNS" --concurrency 64 --hold 600 --ready-file "$ready"
   lg=$LAST_PID
-  for _ in $(seq 1200); do
+  for _ in $(seq 1800); do
     [ -s "$ready" ] && break
     kill -0 "$lg" 2>/dev/null || break
     sleep 0.1
@@ -400,11 +535,17 @@ mem_workload() { # mem TARGET ROUND
   sleep 2  # let the proxy settle (lazy allocations, pool trims)
   # shellcheck disable=SC2086
   loaded=$(rss_kib ${PPIDS[$t]})
-  stop_pid "$lg"
   record mem.idle_kib "$t" "$r" "$idle"
   record mem.loaded_kib "$t" "$r" "$loaded"
   record mem.per_conn_kib "$t" "$r" "$(awk -v a="$idle" -v b="$loaded" -v n="$IDLE_CONNS" 'BEGIN{printf "%.3f", (b-a)/n}')"
   log "mem $t: idle ${idle} KiB, with $IDLE_CONNS WebSockets ${loaded} KiB"
+  if [ "$SCALE" = 1 ] && rate_run "$t" "$r" idle; then
+    # shellcheck disable=SC2086
+    record scale.rss_kib "$t" "$r" "$(rss_kib ${PPIDS[$t]})"
+    [ -n "$base_p99" ] && record scale.p99_ratio "$t" "$r" \
+      "$(awk -v a="$RATE_P99" -v b="$base_p99" 'BEGIN{if (b > 0) printf "%.3f", a/b}')"
+  fi
+  stop_pid "$lg"
   sleep 2  # let the closes drain before the next target
 }
 
@@ -547,21 +688,49 @@ META=$TMP/meta.tsv
     "$(awk '/MemTotal/{printf "%.0f", $2/1048576}' /proc/meminfo)" \
     "$(. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME")"
   printf 'date\t%s\n' "$(date -u '+%Y-%m-%d %H:%M UTC')"
-  printf 'settings\t%s round(s) of %s s per target, alternating; threads %s (nginx workers, HAProxy nbthread, cmux-proxy threads); ' \
+  printf 'settings\t%s round(s) of %s s per target, alternating; threads %s (nginx workers, HAProxy nbthread, pingora threads, GOMAXPROCS; Node: 1); ' \
     "$ROUNDS" "$SECS" "$THREADS"
   if [ "$PIN" = 1 ]; then
     printf 'pinned: load on CPU %s, upstream servers on %s, proxy on %s\n' "$LOAD_CPUS" "$SERVER_CPUS" "$PROXY_CPUS"
   else
     printf 'not pinned\n'
   fi
-  printf 'workloads\t1: wrk -t1 -c%s, %s-byte body; 2: %s MiB file, %s curl(s) per round; 3: %s connections, %s-byte messages; 4: %s MiB upload through one tunnel; 5: %s idle WebSockets\n' \
-    "$WRK_CONNS" "${#SMALL_BODY}" "$LARGE_MB" "$LARGE_REPS" "$WS_CONNS" "$WS_SIZE" "$CONNECT_MB" "$IDLE_CONNS"
-  printf 'versions\t%s; %s; %s; cmux-proxy %s\n' "$("$NGINX" -v 2>&1 | sed 's/.*: //')" \
+  printf 'workloads\t1: wrk -t1 -c%s, %s-byte body; 2: %s MiB file, %s curl(s) per kind and round; 3: %s connections, %s-byte messages; 4: %s MiB upload through one tunnel; 5: %s idle WebSockets; 6: %s req/s for %s s on %s connections, without and with the idle WebSockets\n' \
+    "$WRK_CONNS" "${#SMALL_BODY}" "$LARGE_MB" "$LARGE_REPS" "$WS_CONNS" "$WS_SIZE" "$CONNECT_MB" "$IDLE_CONNS" \
+    "$SCALE_RATE" "$SCALE_SECS" "$SCALE_CONNS"
+  printf 'versions\t%s; %s; %s; cmux-proxy and bare pingora %s (pingora %s)' "$("$NGINX" -v 2>&1 | sed 's/.*: //')" \
     "$("$HAPROXY" -v | head -1 | awk '{print "HAProxy " $3}')" "$(wrk -v 2>&1 | head -1 | awk '{print "wrk " $2}')" \
-    "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '(no commit)')$(git -C "$ROOT" diff --quiet HEAD -- src 2>/dev/null || echo ' + local changes')"
+    "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '(no commit)')$(git -C "$ROOT" diff --quiet HEAD -- src bench/pingora-bare 2>/dev/null || echo ' + local changes')" \
+    "$(awk '/^name = "pingora"$/{getline; gsub(/[^0-9.]/, ""); print; exit}' Cargo.lock)"
+  if has_target caddy; then printf '; Caddy %s' "$(caddy version | awk '{print $1}')"; fi
+  if has_target node; then
+    printf '; Node %s with http-proxy %s' "$(node -v)" \
+      "$(node -p 'require("./bench/node-proxy/node_modules/http-proxy/package.json").version')"
+  fi
+  if has_target go; then printf '; %s' "$(go version | awk '{print $3}')"; fi
+  echo
   printf 'duration\t%s s of measurement; load average %s before, %s after\n' "$ELAPSED" "$LOAD_START" "$(cut -d' ' -f1-3 /proc/loadavg)"
 } >"$META"
 echo
-"$LOADGEN" summarize --raw "$RAW" --meta "$META" --markdown "$OUT"
+"$LOADGEN" summarize --raw "$RAW" --meta "$META" --markdown "$OUT" --svg "$SVG" \
+  --readme "$TMP/readme-block.md"
 echo
-log "results written to $OUT"
+log "results written to $OUT, chart to $SVG"
+
+# The README's table and target check: the lines between the two markers are replaced by
+# this run's block (written by summarize above).
+if [ "$README_UPDATE" = 1 ]; then
+  begin='<!-- bench-results:begin -->' end='<!-- bench-results:end -->'
+  if grep -qF "$begin" README.md && grep -qF "$end" README.md; then
+    awk -v b="$begin" -v e="$end" -v f="$TMP/readme-block.md" -v head="$(awk -F'\t' '
+        $1 == "date" {d = $2} $1 == "duration" {l = $2}
+        END {print "From the run of " d " (" l ")."}' "$META")" '
+      $0 == b {print; print ""; print head; print ""; while ((getline line < f) > 0) print line; print ""; skip = 1; next}
+      $0 == e {skip = 0}
+      !skip {print}' README.md >"$TMP/README.md"
+    cat "$TMP/README.md" >README.md
+    log "README.md: performance table replaced by this run's"
+  else
+    log "README.md has no $begin / $end markers: not updated"
+  fi
+fi

@@ -1,0 +1,3 @@
+module cmux-bench-go-proxy
+
+go 1.19
