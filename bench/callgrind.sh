@@ -1,19 +1,27 @@
 #!/usr/bin/env bash
-# Instructions per proxied small request, counted by valgrind's callgrind: cmux-proxy and
-# nginx (the same header routing, upstream keep-alive) in one run. Unlike the wall-clock
-# figures of bench/run.sh, the count does not move with the load on the machine, so it
-# is the figure to compare two builds by. Loopback only; every process it starts is ended
-# on exit. Usage: bash bench/callgrind.sh   (knobs: CG_REQUESTS, CG_WARMUP, CG_TARGETS,
-# CG_CMUX_BIN, CG_KEEP_TMP=1, CG_ANNOTATE=1 for the top inclusive entries of cmux-proxy,
-# CG_CMUX_YAML_EXTRA and CG_HEADER for experiments such as tokens)
+# Instructions per proxied small request, counted by valgrind's callgrind: cmux-proxy, bare
+# pingora (bench/pingora-bare: pingora's own limit) and nginx (the same header routing,
+# upstream keep-alive) in one run. Unlike the wall-clock figures of bench/run.sh, the count
+# does not move with the load on the machine, so it is the figure to compare two builds,
+# or cmux-proxy with bare pingora, by. Loopback only; every process it starts is ended on
+# exit. Usage: bash bench/callgrind.sh
+# Knobs: CG_REQUESTS, CG_WARMUP, CG_TARGETS (cmux pingora nginx), CG_CMUX_BIN,
+# CG_PINGORA_BIN, CG_KEEP_TMP=1 (keep the dumps for callgrind_annotate --tree=caller),
+# CG_ANNOTATE=1: the top inclusive entries of cmux-proxy and bare pingora, and, when both
+# ran, the per-function difference of their inclusive costs (instructions per request)
+# written to CG_DIFF_OUT (default bench/callgrind-diff.txt; CG_DIFF_TOP rows, default 60);
+# CG_CMUX_YAML_EXTRA and CG_HEADER for experiments such as tokens.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 REQUESTS=${CG_REQUESTS:-2000}
 WARMUP=${CG_WARMUP:-300}
-TARGETS=${CG_TARGETS:-"cmux nginx"}
+TARGETS=${CG_TARGETS:-"cmux pingora nginx"}
 CMUX_BIN=${CG_CMUX_BIN:-target/release/cmux-proxy}
+PINGORA_BIN=${CG_PINGORA_BIN:-target/release/pingora-bare}
+DIFF_OUT=${CG_DIFF_OUT:-bench/callgrind-diff.txt}
+DIFF_TOP=${CG_DIFF_TOP:-60}
 
 log() { printf '[callgrind %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -29,9 +37,12 @@ if [ ${#need[@]} -gt 0 ]; then
     { apt-get update -q >/dev/null && apt-get install -y -q "${need[@]}" >/dev/null; }
 fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-if [[ " $TARGETS " == *" cmux "* ]] && [ -z "${CG_CMUX_BIN:-}" ]; then
-  log "cargo build --release --bin cmux-proxy"
-  cargo build --release -q --bin cmux-proxy
+# Both in one cargo invocation, so their shared dependencies get the same features (as
+# bench/run.sh builds them).
+if [ -z "${CG_CMUX_BIN:-}${CG_PINGORA_BIN:-}" ] &&
+  [[ " $TARGETS " == *" cmux "* || " $TARGETS " == *" pingora "* ]]; then
+  log "cargo build --release -p cmux-proxy -p pingora-bare"
+  cargo build --release -q -p cmux-proxy -p pingora-bare
 fi
 
 TMP=$(mktemp -d /tmp/cmux-callgrind.XXXXXX)
@@ -47,9 +58,9 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # Free loopback ports: bound to port 0 and read back, then released.
-read -r UP P_CMUX P_NGINX <<<"$(python3 -c '
+read -r UP P_CMUX P_NGINX P_PINGORA <<<"$(python3 -c '
 import socket
-socks = [socket.socket() for _ in range(3)]
+socks = [socket.socket() for _ in range(4)]
 for s in socks: s.bind(("127.0.0.1", 0))
 print(*(s.getsockname()[1] for s in socks))')"
 
@@ -113,6 +124,8 @@ threads: 1
 pid_file: $TMP/cmux.pid
 upgrade_sock: $TMP/cmux-upgrade.sock
 EOF
+# Bare pingora reads the same pingora keys (no cmux_proxy section).
+sed 's/cmux/pingora/g' "$TMP/cmux.yaml" >"$TMP/pingora.yaml"
 # Experiments: more YAML for cmux-proxy (say a `cmux_proxy:` section with tokens), and
 # one more header on every request (say the token).
 if [ -n "${CG_CMUX_YAML_EXTRA:-}" ]; then printf '%s\n' "$CG_CMUX_YAML_EXTRA" >>"$TMP/cmux.yaml"; fi
@@ -155,9 +168,11 @@ count() { # count NAME PORT CMD...: instructions per request of CMD under callgr
   [ -n "$dump" ] || die "no callgrind dump from $name"
   RESULT[$name]=$(($(total_ir "$dump") / REQUESTS))
   log "$name: ${RESULT[$name]} instructions per request ($REQUESTS requests, one connection)"
-  if [ "$name" = cmux ] && [ "${CG_ANNOTATE:-0}" = 1 ]; then
-    callgrind_annotate --inclusive=yes "$dump" 2>/dev/null | head -60 >"$TMP/annotate.txt"
-    cat "$TMP/annotate.txt"
+  if [[ $name == cmux || $name == pingora ]] && [ "${CG_ANNOTATE:-0}" = 1 ]; then
+    # Every entry (threshold 100%), inclusive; the top 40 shown here, all kept for the diff.
+    callgrind_annotate --inclusive=yes --threshold=100 --auto=no "$dump" 2>/dev/null >"$TMP/$name.annotate"
+    log "$name: top inclusive entries (instructions over $REQUESTS requests)"
+    awk '/^-+$/ {n++} n >= 3 && shown++ < 44' "$TMP/$name.annotate"
   fi
   kill -TERM "$pid" 2>/dev/null || true
 }
@@ -165,10 +180,20 @@ count() { # count NAME PORT CMD...: instructions per request of CMD under callgr
 for t in $TARGETS; do
   case $t in
     cmux) count cmux "$P_CMUX" "$CMUX_BIN" -c "$TMP/cmux.yaml" --listen "127.0.0.1:$P_CMUX" ;;
+    pingora) count pingora "$P_PINGORA" "$PINGORA_BIN" --conf "$TMP/pingora.yaml" --listen "127.0.0.1:$P_PINGORA" ;;
     nginx) count nginx "$P_NGINX" "$NGINX" -c "$TMP/nginx.conf" ;;
-    *) die "unknown target $t (cmux nginx)" ;;
+    *) die "unknown target $t (cmux pingora nginx)" ;;
   esac
 done
 
 printf '| proxy | instructions per small request |\n|---|---:|\n'
 for t in $TARGETS; do printf '| %s | %s |\n' "$t" "${RESULT[$t]}"; done
+
+# Where cmux-proxy's instructions go beyond bare pingora's: the inclusive cost of every
+# function in both profiles, per request, matched by name (bench/callgrind-diff.py).
+if [ "${CG_ANNOTATE:-0}" = 1 ] && [ -s "$TMP/cmux.annotate" ] && [ -s "$TMP/pingora.annotate" ]; then
+  python3 bench/callgrind-diff.py "$TMP/cmux.annotate" "$TMP/pingora.annotate" "$REQUESTS" \
+    "$DIFF_TOP" "${RESULT[cmux]}" "${RESULT[pingora]}" >"$DIFF_OUT"
+  log "per-function difference, cmux-proxy against bare pingora: $DIFF_OUT"
+  sed -n 1,45p "$DIFF_OUT"
+fi
