@@ -397,6 +397,9 @@ version: 1
 threads: $THREADS
 pid_file: $TMP/cmux.pid
 upgrade_sock: $TMP/cmux-upgrade.sock
+# As for bare pingora: stop at once on SIGTERM at the end.
+grace_period_seconds: 0
+graceful_shutdown_timeout_seconds: 1
 $CMUX_YAML_EXTRA
 EOF
   # Same footing as nginx and HAProxy here: no access log; no admin listener (whose default
@@ -415,6 +418,9 @@ version: 1
 threads: $THREADS
 pid_file: $TMP/pingora.pid
 upgrade_sock: $TMP/pingora-upgrade.sock
+# Stop at once on SIGTERM at the end (pingora's defaults wait for open connections).
+grace_period_seconds: 0
+graceful_shutdown_timeout_seconds: 1
 EOF
   start pingora "$PROXY_CPUS" "$PINGORA_BIN" --conf "$TMP/pingora.yaml" --listen "127.0.0.1:$P_PINGORA"
   PPIDS[pingora]=$LAST_PID

@@ -428,14 +428,13 @@ pub fn summarize(raw_path: &str, out: &Outputs) -> io::Result<()> {
 /// The README's compact table: median and, in its own column, the ratio to bare pingora;
 /// then the target check.
 fn readme_block(d: &Data, targets: &[&(&str, &str)], checks: &str) -> String {
-    let mut s = String::from("| workload | ");
+    let mut s = String::from("| workload |");
     let cols: Vec<&(&str, &str)> = targets.to_vec();
     for (t, name) in &cols {
-        let _ = write!(s, "{name} |");
+        let _ = write!(s, " {name} |");
         if *t != REFERENCE && *t != "direct" {
             s.push_str(" ÷ |");
         }
-        s.push(' ');
     }
     s.push_str("\n|---|");
     for (t, _) in &cols {
