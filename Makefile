@@ -129,6 +129,7 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-## Side-by-side benchmark against nginx and HAProxy (not part of `make test`).
+## Side-by-side benchmark: bare pingora, Caddy, Node http-proxy, Go ReverseProxy, nginx and
+## HAProxy against cmux-proxy (not part of `make test`); see bench/README.md.
 bench: deps
 	bash bench/run.sh
