@@ -72,7 +72,7 @@ pub fn svg(m: &Medians, date: &str) -> String {
     let (left, top_pad, plot_h, panel_gap) = (56.0, 64.0, 220.0, 70.0);
     let width = left + max_groups * group_w + 20.0;
     let legend_h = 30.0;
-    let height = 30.0 + legend_h + PANELS.len() as f64 * (top_pad + plot_h + panel_gap);
+    let height = 30.0 + legend_h + PANELS.len() as f64 * (top_pad + plot_h + panel_gap) - 40.0;
 
     let mut s = String::new();
     let _ = writeln!(
