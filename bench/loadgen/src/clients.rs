@@ -394,16 +394,31 @@ async fn read_response(s: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<u16> 
 /// recorded (JIT-compiled proxies, lazily grown pools). Its latency runs from when it was sent, or from when
 /// it was due if its connection was still busy then (a stall counts against every request
 /// it delays, not only the one that met it; timer slack before an on-time send does not
-/// count). Prints `reqs= errors= secs= rate= p50_us= p99_us= p999_us= max_us=`.
-pub fn http_rate(
-    addr: &str,
-    port: Option<u16>,
-    path: &str,
-    rate: f64,
-    secs: f64,
-    warmup: f64,
-    conns: usize,
-) -> io::Result<()> {
+/// count). Prints `reqs= errors= secs= rate= p50_us= p99_us= p999_us= max_us=`; with
+/// `timeline`, also each second's p99 and maximum on stderr (are slow requests spread out
+/// or bunched?).
+pub struct RateOpts<'a> {
+    pub addr: &'a str,
+    pub port: Option<u16>,
+    pub path: &'a str,
+    pub rate: f64,
+    pub secs: f64,
+    pub warmup: f64,
+    pub conns: usize,
+    pub timeline: bool,
+}
+
+pub fn http_rate(o: &RateOpts) -> io::Result<()> {
+    let RateOpts {
+        addr,
+        port,
+        path,
+        rate,
+        secs,
+        warmup,
+        conns,
+        timeline,
+    } = *o;
     let rt = rt()?;
     let local = tokio::task::LocalSet::new();
     local.block_on(&rt, async {
@@ -431,12 +446,16 @@ pub fn http_rate(
         let start = tokio::time::Instant::now() + Duration::from_millis(50);
         let gap = Duration::from_secs_f64(1.0 / rate);
         let all: Rc<RefCell<(Vec<u32>, usize)>> = Rc::new(RefCell::new((Vec::new(), 0)));
+        // (second of the run, latency) of every request, for --timeline.
+        let series: Rc<RefCell<Vec<(u32, u32)>>> = Rc::new(RefCell::new(Vec::new()));
         let mut tasks = Vec::new();
         for (k, mut s) in streams.into_iter().enumerate() {
             let req = req.clone();
             let all = all.clone();
+            let series = series.clone();
             tasks.push(tokio::task::spawn_local(async move {
                 let mut lat: Vec<u32> = Vec::with_capacity(total / conns + 1);
+                let mut when: Vec<(u32, u32)> = Vec::new();
                 let mut errors = 0usize;
                 let mut buf = Vec::with_capacity(4096);
                 let mut i = k;
@@ -458,6 +477,9 @@ pub fn http_rate(
                         Ok(Ok(200)) => {
                             let dt = t0.elapsed().as_nanos().min(u128::from(u32::MAX)) as u32;
                             lat.push(dt);
+                            if timeline {
+                                when.push((((i - skip) as f64 / rate) as u32, dt));
+                            }
                         }
                         Ok(Ok(_)) => errors += 1,
                         _ => {
@@ -469,6 +491,7 @@ pub fn http_rate(
                 }
                 let mut a = all.borrow_mut();
                 a.0.extend_from_slice(&lat);
+                series.borrow_mut().extend_from_slice(&when);
                 a.1 += errors;
             }));
         }
@@ -478,6 +501,22 @@ pub fn http_rate(
         let elapsed = start.elapsed().as_secs_f64() - warmup;
         let mut a = all.borrow_mut();
         let errors = a.1;
+        if timeline {
+            // Per second of the run: requests, p99 and the slowest, on stderr.
+            let mut by_sec: std::collections::BTreeMap<u32, Vec<u32>> = Default::default();
+            for &(sec, dt) in series.borrow().iter() {
+                by_sec.entry(sec).or_default().push(dt);
+            }
+            for (sec, mut v) in by_sec {
+                v.sort_unstable();
+                eprintln!(
+                    "second {sec}: {} requests, p99 {:.0} µs, max {:.0} µs",
+                    v.len(),
+                    percentile(&v, 99.0),
+                    percentile(&v, 100.0)
+                );
+            }
+        }
         let v = &mut a.0;
         v.sort_unstable();
         println!(

@@ -9,7 +9,7 @@
 //!   connect-bulk --addr ADDR [--connect-port P] [--bytes 1073741824] [--download] [--chunk 1048576]
 //!   idle-ws      --addr ADDR [--port P] [--conns 10000] [--concurrency 64] [--hold 120] [--ready-file F] [--via-connect]
 //!   (--via-connect: the WebSocket runs inside a CONNECT tunnel to P instead of an upgrade)
-//!   http-rate    --addr ADDR [--port P] [--path /small] [--rate 1000] [--secs 10] [--warmup 1] [--conns 20]
+//!   http-rate    --addr ADDR [--port P] [--path /small] [--rate 1000] [--secs 10] [--warmup 1] [--conns 20] [--timeline]
 //!                fixed-rate (open-loop) requests: latency percentiles at a set load
 //! Reference:
 //!   tcp-relay --listen ADDR --to ADDR [--mode copy|splice] [--buf 65536] [--sndbuf 262144]
@@ -142,15 +142,16 @@ fn run(cmd: &str, o: &Opts) -> Result<(), String> {
             o.get("ready-file"),
             o.flag("via-connect"),
         )),
-        "http-rate" => io(clients::http_rate(
-            o.req("addr")?,
-            o.opt_num("port")?,
-            o.get("path").unwrap_or("/small"),
-            o.num("rate", 1000.0)?,
-            o.num("secs", 10.0)?,
-            o.num("warmup", 1.0)?,
-            o.num("conns", 20)?,
-        )),
+        "http-rate" => io(clients::http_rate(&clients::RateOpts {
+            addr: o.req("addr")?,
+            port: o.opt_num("port")?,
+            path: o.get("path").unwrap_or("/small"),
+            rate: o.num("rate", 1000.0)?,
+            secs: o.num("secs", 10.0)?,
+            warmup: o.num("warmup", 1.0)?,
+            conns: o.num("conns", 20)?,
+            timeline: o.flag("timeline"),
+        })),
         "tcp-relay" => io(relay::run(
             o.get("listen").unwrap_or("127.0.0.1:0"),
             o.req("to")?,
