@@ -175,7 +175,15 @@ try {
     const page = await openPage(local);
     await page.goto(viaLocalhost(WS_B, vitePort));
     await hmrReady(page, 'token=');
+    const before = new Set(page.sockets);
     await timed('proxy: cmux-proxyctl reload (until the old process exits)', () => stack.ctl('reload'));
+    // The old process closed the page's HMR socket at its shutdown deadline; Vite's client
+    // reconnects through the new process and reloads the page. Edit only once that has
+    // happened: an edit during that reload can reach neither the old socket nor the new.
+    await until('HMR socket through the new process', 30000, () =>
+      page.sockets.some((s) => !before.has(s) && s.url.includes('token=') && s.frames > 0 && !s.closed),
+    );
+    await page.waitForLoadState('load');
     const file = join(dirOf(WS_B), 'message.js');
     const t0 = performance.now();
     writeFileSync(file, message('after the reload'));
