@@ -180,6 +180,28 @@ impl Daemon {
         }
     }
 
+    /// The proxy in the foreground (no `-d`) with this conf, its log in
+    /// `foreground.log`; returns once it listens.
+    fn run_foreground(&self) -> Child {
+        let child = Command::new(PROXY_BIN)
+            .arg("-c")
+            .arg(&self.conf)
+            .env_remove("CMUX_LISTEN")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(self.dir.join("foreground.log")).unwrap())
+            .spawn()
+            .unwrap();
+        self.seen.lock().unwrap().push(child.id());
+        let addr = self.addr();
+        wait_until(Duration::from_secs(15), || {
+            std::net::TcpStream::connect(&addr).is_ok()
+        })
+        .expect("proxy listens");
+        child
+    }
+
     fn error_log(&self) -> String {
         std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default()
     }
@@ -703,22 +725,7 @@ fn slow_request(
 async fn stop_signal_lets_the_request_in_flight_finish(sig: &str) {
     let upstream = Upstream::start().await;
     let daemon = Daemon::new(2, 2);
-    let mut child: Child = Command::new(PROXY_BIN)
-        .arg("-c")
-        .arg(&daemon.conf)
-        .env_remove("CMUX_LISTEN")
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(daemon.dir.join("foreground.log")).unwrap())
-        .spawn()
-        .unwrap();
-    daemon.seen.lock().unwrap().push(child.id());
-    let addr = daemon.addr();
-    wait_until(Duration::from_secs(15), || {
-        std::net::TcpStream::connect(&addr).is_ok()
-    })
-    .expect("proxy listens");
+    let mut child = daemon.run_foreground();
 
     let request = slow_request(daemon.addr(), upstream.addr.port());
     // Let the request reach the upstream, then ask the proxy to stop.
@@ -868,21 +875,7 @@ async fn daemon_writes_its_access_log_to_a_file_and_to_error_log() {
 fn idle_proxy_stops_within_a_second_of_sigterm_and_sigint() {
     for sig in ["TERM", "INT"] {
         let daemon = Daemon::new(5, 5);
-        let mut child: Child = Command::new(PROXY_BIN)
-            .arg("-c")
-            .arg(&daemon.conf)
-            .env_remove("CMUX_LISTEN")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        daemon.seen.lock().unwrap().push(child.id());
-        let addr = daemon.addr();
-        wait_until(Duration::from_secs(15), || {
-            std::net::TcpStream::connect(&addr).is_ok()
-        })
-        .expect("proxy listens");
+        let mut child = daemon.run_foreground();
         let sent = Instant::now();
         signal(child.id(), sig);
         let took = wait_until(Duration::from_secs(15), || {
