@@ -35,7 +35,7 @@ const MAX_HOST_LEN: usize = 253;
 /// digits, `-`, `_`, `.`), an IPv4 address or a bracketed IPv6 address, and PORT is
 /// 1-65535 in decimal. `None` when a value is refused.
 pub fn parse_host_override<'a>(values: &[&'a str]) -> Option<&'a str> {
-    let value = single_value(values).ok()??;
+    let value = single_value(values.iter().copied()).ok()??;
     let (host, port) = split_host_port(value)?;
     if port.is_some_and(|p| parse_port(p).is_none()) {
         return None;

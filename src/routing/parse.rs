@@ -34,8 +34,11 @@ pub fn parse_wait_ms(raw: &str) -> Result<u64, RouteError> {
 }
 
 /// Agrees on one value for a header that may be repeated: all copies must match
-/// (after trimming), else the two first different values are returned.
-pub fn single_value<'a>(values: &[&'a str]) -> Result<Option<&'a str>, (String, String)> {
+/// (after trimming), else the two first different values are returned. Takes the values
+/// as they come from the header map, with no list built per request.
+pub fn single_value<'a>(
+    values: impl IntoIterator<Item = &'a str>,
+) -> Result<Option<&'a str>, (String, String)> {
     let mut chosen: Option<&str> = None;
     for v in values {
         let v = trim_blank(v);

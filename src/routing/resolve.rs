@@ -2,25 +2,30 @@
 
 use super::address::workspace_address;
 use super::error::RouteError;
-use super::parse::{parse_port, single_value, split_localhost_host};
+use super::parse::{parse_port, split_localhost_host};
 use super::target::Target;
 use std::net::{IpAddr, SocketAddr};
 
-/// The routing inputs of one request, borrowed from its head: every value of the port and
-/// workspace headers (a value that is not UTF-8 shows as U+FFFD), and the Host.
-#[derive(Debug, Default, Clone, Copy)]
+/// The routing inputs of one request, borrowed from its head: the value its copies of the
+/// port header agree on (see [`single_value`]; a value that is not UTF-8 shows as
+/// U+FFFD), the same for the workspace header, and the Host.
+#[derive(Debug, Clone)]
 pub struct RouteRequest<'a> {
-    pub port_values: &'a [&'a str],
-    pub workspace_values: &'a [&'a str],
+    pub port: Agreed<'a>,
+    pub workspace: Agreed<'a>,
     pub host: Option<&'a str>,
 }
+
+/// The one value a possibly repeated header's copies agree on (`None`: absent), or the
+/// first two that differ.
+pub type Agreed<'a> = Result<Option<&'a str>, (String, String)>;
 
 /// Resolves a request to its target. `default_host` is `--upstream-host`, already
 /// resolved to an address at start-up. The headers win over a
 /// `<workspace>-<port>.localhost` Host, each for its own part.
 pub fn resolve(req: RouteRequest<'_>, default_host: IpAddr) -> Result<Target, RouteError> {
     let from_host = req.host.and_then(split_localhost_host);
-    let port_raw = match single_value(req.port_values) {
+    let port_raw = match req.port {
         Err((a, b)) => return Err(RouteError::ConflictingPorts(a, b)),
         Ok(Some(raw)) => raw,
         Ok(None) => match from_host {
@@ -29,7 +34,7 @@ pub fn resolve(req: RouteRequest<'_>, default_host: IpAddr) -> Result<Target, Ro
         },
     };
     let port = parse_port(port_raw).ok_or_else(|| RouteError::BadPort(port_raw.to_string()))?;
-    let workspace = match single_value(req.workspace_values) {
+    let workspace = match req.workspace {
         Err((a, b)) => return Err(RouteError::ConflictingWorkspaces(a, b)),
         Ok(Some(name)) => Some(name),
         Ok(None) => from_host.map(|(ws, _)| ws),
@@ -47,6 +52,7 @@ pub fn resolve(req: RouteRequest<'_>, default_host: IpAddr) -> Result<Target, Ro
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::routing::parse::single_value;
     use std::net::Ipv4Addr;
 
     const LOCAL: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -54,8 +60,8 @@ mod tests {
     fn route(port: &[&str], ws: &[&str], host: Option<&str>) -> Result<Target, RouteError> {
         resolve(
             RouteRequest {
-                port_values: port,
-                workspace_values: ws,
+                port: single_value(port.iter().copied()),
+                workspace: single_value(ws.iter().copied()),
                 host,
             },
             LOCAL,

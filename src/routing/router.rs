@@ -3,9 +3,9 @@
 
 use super::error::RouteError;
 use super::headers::{PORT, WAIT, WORKSPACE};
-use super::parse::parse_wait_ms;
+use super::parse::{parse_wait_ms, single_value};
 use super::policy::{LoopGuard, TargetPolicy, WaitPolicy};
-use super::resolve::{resolve, RouteRequest};
+use super::resolve::{resolve, Agreed, RouteRequest};
 use super::target::Target;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use std::net::{IpAddr, SocketAddr};
@@ -51,8 +51,9 @@ fn text(value: &HeaderValue) -> &str {
     std::str::from_utf8(value.as_bytes()).unwrap_or("\u{FFFD}")
 }
 
-fn values<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Vec<&'a str> {
-    headers.get_all(name).iter().map(text).collect()
+/// The value a header's copies agree on (see [`single_value`]).
+fn agreed<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Agreed<'a> {
+    single_value(headers.get_all(name).iter().map(text))
 }
 
 impl Router {
@@ -76,15 +77,13 @@ impl Router {
     /// used when there is no `Host` header (never for CONNECT, whose authority is
     /// ignored).
     pub fn route(&self, headers: &HeaderMap, uri_host: Option<&str>) -> Result<Routed, Refused> {
-        let ports = values(headers, &PORT);
-        let workspaces = values(headers, &WORKSPACE);
         let host = headers
             .get(http::header::HOST)
             .and_then(|h| h.to_str().ok())
             .or(uri_host);
         let request = RouteRequest {
-            port_values: &ports,
-            workspace_values: &workspaces,
+            port: agreed(headers, &PORT),
+            workspace: agreed(headers, &WORKSPACE),
             host,
         };
         let target = resolve(request, self.upstream_host)?;
