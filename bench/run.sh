@@ -44,7 +44,7 @@ WS_SIZE=${BENCH_WS_SIZE:-32}
 CMUX_BIN=${BENCH_CMUX_BIN:-target/release/cmux-proxy}
 PINGORA_BIN=${BENCH_PINGORA_BIN:-target/release/pingora-bare}
 GO_BUILD_TIMEOUT=${BENCH_GO_BUILD_TIMEOUT:-180}  # seconds; past it the Go target is skipped
-CMUX_YAML_EXTRA=${BENCH_CMUX_YAML_EXTRA:-}  # extra lines for cmux-proxy's YAML (experiments)
+CMUX_YAML_EXTRA=${BENCH_CMUX_YAML_EXTRA:-}  # extra lines for cmux-proxy's YAML (experiments): indented, they go under `cmux_proxy:`
 CMUX_ACCESS_LOG=${BENCH_CMUX_ACCESS_LOG:-off}  # "stderr" to measure the access log's cost
 NO_BUILD=${BENCH_NO_BUILD:-0}
 NGINX_BUFFERING=${BENCH_NGINX_BUFFERING:-on}
@@ -400,6 +400,11 @@ upgrade_sock: $TMP/cmux-upgrade.sock
 # As for bare pingora: stop at once on SIGTERM at the end.
 grace_period_seconds: 0
 graceful_shutdown_timeout_seconds: 1
+cmux_proxy:
+  # The other proxies here have no cap on client connections, and the memory workload
+  # opens nearly as many idle WebSockets as the open-file limit allows, over the default
+  # cap (a quarter of that limit).
+  max_connections: 1000000
 $CMUX_YAML_EXTRA
 EOF
   # Same footing as nginx and HAProxy here: no access log; no admin listener (whose default
