@@ -10,7 +10,7 @@
 //! | [`app`] | how is the server put together: flags, conf, shared state, services, signals? |
 //! | [`front`] | what arrives on the listener, and where does it go? |
 //! | [`routing`] | where does a request go? (headers in, target out; no I/O) |
-//! | [`proxy`] | how are HTTP/1.1 and WebSocket proxied (pingora's `ProxyHttp` hooks)? |
+//! | [`proxy`] | how are HTTP/1.1, HTTP/2 and WebSocket proxied (pingora's `ProxyHttp` hooks)? |
 //! | [`tunnel`] | how are CONNECT tunnels made and relayed? |
 //! | [`error`] | what does a client get when something fails? |
 //! | [`observe`] | what can an operator see: access log, metrics, admin endpoints? |
@@ -24,11 +24,13 @@
 //!      ├─ "CONNECT ..."  ─> tunnel::serve
 //!      │     request::parse ─> routing::Router::route ─> upstream::connect_waiting
 //!      │     ─> "200 Connection Established" ─> relay (splice both ways) ─> observe
-//!      ├─ h2c preface, not HTTP, head timeout ─> front::early::refuse (error::reply)
+//!      ├─ h2c preface (first bytes) ─> front::h2c::serve: pingora's HTTP/2 server,
+//!      │     each stream one request for pingora's HTTP proxy, below
+//!      ├─ not HTTP, head timeout, late h2c preface ─> front::early::refuse (error::reply)
 //!      └─ anything else ─> pingora's HTTP proxy, with proxy::CmuxProxy's hooks:
-//!           upstream_peer            routing::Router::route and the host override
-//!                                    (first attempt), or pause before retrying a
-//!                                    refused target
+//!           upstream_peer            routing::Router::route, the host override and
+//!                                    HTTP/1.1 or h2c to the target (first attempt), or
+//!                                    pause before retrying a refused target
 //!           fail_to_connect          count it; retry a refusal within the wait budget
 //!           upstream_request_filter  drop routing headers; X-Forwarded-*, Via; the
 //!                                    host override (Host, same-origin Origin/Referer)
@@ -36,6 +38,7 @@
 //!                                    rewrite a loopback Location to the client's origin
 //!           (pingora streams the body both ways, or the upgraded WebSocket bytes)
 //!           fail_to_proxy            proxy::failure::classify ─> error table ─> reply
+//!                                    (a gRPC status for a gRPC request)
 //!           logging                  observe::Recorder (metrics, access log)
 //! ```
 #![deny(unsafe_code)]

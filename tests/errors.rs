@@ -262,12 +262,24 @@ async fn bare_lf_line_ends_are_served_at_once() {
     );
 }
 
-/// An HTTP/2 client with prior knowledge (gRPC in plaintext) gets an answer it can read:
-/// the server preface, then GOAWAY with HTTP_1_1_REQUIRED and the reason, at once.
+/// HTTP/2 with prior knowledge is served only as a connection's first bytes: a preface
+/// after an HTTP/1.1 request on the same connection gets HTTP/2's own refusal, the server
+/// preface then GOAWAY with HTTP_1_1_REQUIRED and the reason, at once.
 #[tokio::test(flavor = "multi_thread")]
-async fn http2_prior_knowledge_gets_goaway_http_1_1_required() {
+async fn http2_preface_after_an_http1_request_gets_goaway_http_1_1_required() {
+    let up = Upstream::start().await;
     let proxy = Proxy::start(&[]);
     let mut s = TcpStream::connect(proxy.addr).await.unwrap();
+    let get = format!(
+        "GET /echo HTTP/1.1\r\nHost: x\r\nX-Cmux-Port-Internal: {}\r\n\r\n",
+        up.port()
+    );
+    s.write_all(get.as_bytes()).await.unwrap();
+    let head = read_head(&mut s).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let len: usize = header_values(&head, "content-length")[0].parse().unwrap();
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body).await.unwrap();
     // The client preface and an empty SETTINGS frame.
     s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
         .await
@@ -286,9 +298,39 @@ async fn http2_prior_knowledge_gets_goaway_http_1_1_required() {
     let why = String::from_utf8_lossy(&goaway[17..]);
     assert_eq!(
         why,
-        "HTTP/2 is not served here: this listener speaks HTTP/1.1; \
-         send HTTP/1.1, or tunnel HTTP/2 (gRPC, say) through CONNECT"
+        "HTTP/2 is served only from a connection's first bytes (prior knowledge); \
+         open a new connection for HTTP/2"
     );
+}
+
+/// A port in `h2c_ports` is spoken to in h2c: an HTTP/1.1-only target there cannot
+/// answer (502 upstream_closed), while the same target elsewhere is served.
+#[tokio::test(flavor = "multi_thread")]
+async fn h2c_ports_are_spoken_to_in_http2() {
+    let up = Upstream::start().await;
+    let dir = tempdir();
+    let conf = dir.join("cmux.yaml");
+    let text = format!(
+        "version: 1\ncmux_proxy:\n  h2c_ports: [\"{}\"]\n",
+        up.port()
+    );
+    std::fs::write(&conf, text).unwrap();
+    let proxy = Proxy::start(&["-c", conf.to_str().unwrap()]);
+    let port = format!("X-Cmux-Port-Internal: {}", up.port());
+    let (status, head, body) =
+        tokio::task::block_in_place(|| curl_full(&["-H", &port, &proxy.url("/echo")]));
+    assert_error(status, &head, &body, 502, "before a response head");
+    let (status, _, _) = tokio::task::block_in_place(|| {
+        curl_full(&[
+            "-H",
+            &port,
+            "-H",
+            "X-Cmux-Upstream-Protocol: http/1.1",
+            &proxy.url("/echo"),
+        ])
+    });
+    assert_eq!(status, 200);
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test(flavor = "multi_thread")]

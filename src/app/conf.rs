@@ -37,6 +37,7 @@ pub struct ConfSection {
     pub max_connections_per_client: Option<usize>,
     pub host_override: Option<String>,
     pub rewrite_loopback_redirects: Option<bool>,
+    pub h2c_ports: Option<Vec<String>>,
 }
 
 /// The whole YAML file as far as we read it: only our section.

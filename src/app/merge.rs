@@ -76,6 +76,7 @@ pub fn merge(cli: &Cli, section: ConfSection) -> Result<Settings, ConfigError> {
         metrics_per_target: section.metrics_per_target.unwrap_or(false),
         host_override: host_override_default(host_override)?,
         rewrite_loopback_redirects: section.rewrite_loopback_redirects.unwrap_or(true),
+        h2c_ports: port_ranges("h2c_ports", &section.h2c_ports)?,
     })
 }
 
@@ -332,6 +333,28 @@ mod tests {
             ..Default::default()
         };
         assert!(!merge(&cli(&[]), off).unwrap().rewrite_loopback_redirects);
+    }
+
+    #[test]
+    fn h2c_ports_are_port_ranges() {
+        let with = |ports: &[&str]| {
+            merge(
+                &cli(&[]),
+                ConfSection {
+                    h2c_ports: Some(strings(ports)),
+                    ..Default::default()
+                },
+            )
+        };
+        let s = with(&["50051", "9000-9002,7000"]).unwrap();
+        let ports: Vec<_> = s.h2c_ports.iter().map(|r| r.0.clone()).collect();
+        assert_eq!(ports, vec![50051..=50051, 9000..=9002, 7000..=7000]);
+        let e = with(&["grpc"]).unwrap_err();
+        assert!(e.0.starts_with("h2c_ports: invalid port range"), "{e}");
+        assert!(merge(&cli(&[]), ConfSection::default())
+            .unwrap()
+            .h2c_ports
+            .is_empty());
     }
 
     #[test]

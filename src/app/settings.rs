@@ -5,7 +5,7 @@ use crate::access::Cidr;
 use crate::observe::access_log::LogTarget;
 use crate::observe::log_line::LogFormat;
 use crate::routing::HostOverrideDefault;
-use crate::routing::TargetPolicy;
+use crate::routing::{PortRange, TargetPolicy};
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -82,6 +82,8 @@ pub struct Settings {
     /// Whether a response `Location` that names the target's loopback origin is
     /// rewritten to the origin the client used (on by default).
     pub rewrite_loopback_redirects: bool,
+    /// Target ports spoken to in h2c (HTTP/2 in plaintext) rather than HTTP/1.1.
+    pub h2c_ports: Vec<PortRange>,
 }
 
 /// The access policy's settings; every part is off by default.

@@ -5,7 +5,7 @@ use crate::access::{Access, ConnectionLimits, Tokens};
 use crate::host::sys;
 use crate::observe::access_log::AccessLog;
 use crate::observe::{Metrics, Recorder};
-use crate::routing::{HostOverrideDefault, Router, WaitPolicy};
+use crate::routing::{HostOverrideDefault, PortRange, Router, WaitPolicy};
 use crate::tunnel::Tunnels;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +25,8 @@ pub struct ProxyState {
     pub host_override: HostOverrideDefault,
     /// Whether loopback `Location`s are rewritten to the client's origin.
     pub rewrite_loopback_redirects: bool,
+    /// Target ports spoken to in h2c.
+    pub h2c_ports: Vec<PortRange>,
     pub tunnels: Arc<Tunnels>,
     pub recorder: Recorder,
     pub access: Access,
@@ -89,6 +91,7 @@ impl ProxyState {
             tunnel_send_buffer: settings.tunnel_send_buffer,
             host_override: settings.host_override,
             rewrite_loopback_redirects: settings.rewrite_loopback_redirects,
+            h2c_ports: settings.h2c_ports.clone(),
             tunnels: Arc::new(Tunnels::default()),
             recorder: Recorder {
                 metrics,

@@ -2,9 +2,11 @@
 //! one table of status, code, hint and message ([`table`]), the text, JSON and HTML
 //! bodies ([`body`]), and the raw replies written where pingora does not answer
 //! ([`wire`], [`reply`]). HTTP, WebSocket and CONNECT clients see the same status and
-//! body for the same failure.
+//! body for the same failure; a gRPC client sees the same message as a gRPC status
+//! ([`grpc`]).
 
 mod body;
+pub mod grpc;
 pub mod reply;
 mod table;
 pub mod wire;
@@ -26,6 +28,9 @@ pub enum ProxyErrorKind {
     /// `X-Cmux-Host-Override` is not `HOST[:PORT]`, or its copies differ (400); the
     /// values as sent.
     BadHostOverride(String),
+    /// `X-Cmux-Upstream-Protocol` is neither `h2c` nor `http/1.1`, or its copies differ
+    /// (400); the values as sent.
+    BadUpstreamProtocol(String),
     /// Nothing listens at the target (502), with what does listen on that port.
     PortClosed(Option<RefusalExplanation>),
     /// Connecting to the target timed out (504).
@@ -50,8 +55,9 @@ pub enum ProxyErrorKind {
     NotHttp(u8),
     /// A request body that breaks its own framing, with pingora's reason (400).
     BadBody(String),
-    /// An HTTP/2 connection preface (h2c with prior knowledge, as gRPC clients send):
-    /// answered in HTTP/2 terms, logged as 505.
+    /// An HTTP/2 connection preface after an HTTP/1.1 request on the same connection
+    /// (h2c is served only as a connection's first bytes): answered in HTTP/2 terms,
+    /// logged as 505.
     Http2,
     /// A request target with a control character or a bare space (400).
     BadTarget(&'static str),

@@ -5,6 +5,7 @@ use super::ProxyErrorKind as Kind;
 use crate::host::START_OR_WAIT;
 use crate::routing::headers::HOST_OVERRIDE_DISPLAY;
 use crate::routing::Target;
+use crate::routing::UPSTREAM_PROTOCOL_DISPLAY;
 use std::borrow::Cow;
 
 /// One row of the table, filled in for one error.
@@ -52,6 +53,14 @@ pub fn row_for(kind: &Kind, target: Option<&Target>) -> Row {
             "bad_host_override",
             "send one HOST or HOST:PORT, such as localhost:5173, or leave the header out",
             format!("invalid {HOST_OVERRIDE_DISPLAY} header {values:?}: expected HOST[:PORT]"),
+        ),
+        Kind::BadUpstreamProtocol(values) => row(
+            400,
+            "bad_upstream_protocol",
+            "send h2c (HTTP/2 in plaintext) or http/1.1, or leave the header out",
+            format!(
+                "invalid {UPSTREAM_PROTOCOL_DISPLAY} header {values:?}: expected h2c or http/1.1"
+            ),
         ),
         Kind::LoopDetected => row(
             508,
@@ -169,8 +178,8 @@ fn request_row(kind: &Kind) -> Row {
         Kind::Http2 => row(
             505,
             "http2_unsupported",
-            "send HTTP/1.1, or tunnel HTTP/2 (gRPC, say) through CONNECT",
-            "HTTP/2 is not served here: this listener speaks HTTP/1.1".into(),
+            "open a new connection for HTTP/2",
+            "HTTP/2 is served only from a connection's first bytes (prior knowledge)".into(),
         ),
         Kind::BadTarget(why) => row(
             400,

@@ -98,7 +98,7 @@ mod tests {
         assert_eq!(&goaway[13..17], &[0, 0, 0, 0xd], "HTTP_1_1_REQUIRED");
         let why = std::str::from_utf8(&goaway[17..]).unwrap();
         assert!(
-            why.contains("speaks HTTP/1.1") && why.contains("CONNECT"),
+            why.contains("first bytes") && why.contains("new connection"),
             "{why}"
         );
     }

@@ -1,11 +1,12 @@
 //! The listener's application: reads each request head itself, then hands a `CONNECT`
-//! to the tunnel, answers what cannot be served at once, and puts everything else back
-//! in front of the stream for pingora's HTTP proxy.
+//! to the tunnel and an HTTP/2 preface to `h2c`, answers what cannot be served at once,
+//! and puts everything else back in front of the stream for pingora's HTTP proxy.
 //!
 //! This is a pingora `ServerApp`, so its listening sockets belong to a pingora `Service`
 //! and are handed over on a graceful upgrade like any other.
 
 use super::early::{close_forbidden, refuse};
+use super::h2c;
 use super::head::{self, request_target_flaw, Head, MAX_HEAD_BYTES};
 use crate::app::ProxyState;
 use crate::error::ProxyErrorKind;
@@ -48,6 +49,8 @@ enum Next {
     Http(Vec<u8>),
     /// A CONNECT tunnel.
     Connect(Vec<u8>),
+    /// HTTP/2 with prior knowledge: these bytes (the preface), then the rest.
+    H2c(Vec<u8>),
     /// Answer with this error, log it as this kind, and close.
     Refuse(ProxyErrorKind, RequestKind),
     /// Close without a word (the client left, or never spoke).
@@ -63,11 +66,8 @@ fn next_for(head: Head) -> Next {
     }
     match head {
         Head::Complete(bytes) if bytes.starts_with(b"CONNECT ") => Next::Connect(bytes),
-        // h2c with prior knowledge (gRPC's plaintext mode): refused in HTTP/2 terms,
-        // where pingora would close without a word.
-        Head::Complete(bytes) if bytes.starts_with(HTTP2_PREFACE) => {
-            Next::Refuse(ProxyErrorKind::Http2, RequestKind::Http)
-        }
+        // h2c with prior knowledge (gRPC's plaintext mode): served by `h2c`.
+        Head::Complete(bytes) if bytes.starts_with(HTTP2_PREFACE) => Next::H2c(bytes),
         Head::TooLarge(bytes) if bytes.starts_with(b"CONNECT ") => Next::Refuse(
             ProxyErrorKind::HeadTooLarge(MAX_HEAD_BYTES),
             RequestKind::Connect,
@@ -176,6 +176,19 @@ where
                     // make every connection's task that large, plain HTTP and idle
                     // WebSockets included.
                     Box::pin(tunnel::serve(stream, bytes, &self.state)).await;
+                    return None;
+                }
+                // HTTP/2 only as a connection's first bytes (RFC 9113 section 3.3); after an
+                // HTTP/1.1 request it is refused in HTTP/2 terms.
+                Next::H2c(_) if reused.is_some() => {
+                    let kind = ProxyErrorKind::Http2;
+                    refuse(&mut stream, kind, RequestKind::Http, &self.state).await;
+                    return None;
+                }
+                Next::H2c(bytes) => {
+                    let stream = unread(stream, &bytes)?;
+                    let timeout = self.state.head_timeout;
+                    h2c::serve(&self.http, stream, shutdown, timeout, KEEPALIVE_IDLE).await;
                     return None;
                 }
                 Next::Refuse(kind, logged_as) => {

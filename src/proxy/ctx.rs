@@ -2,7 +2,7 @@
 
 use crate::error::ProxyError;
 use crate::observe::EndReason;
-use crate::routing::Target;
+use crate::routing::{Target, UpstreamProtocol};
 use crate::tunnel::TunnelGuard;
 use http::HeaderValue;
 use std::time::{Duration, Instant};
@@ -27,6 +27,8 @@ pub struct RequestCtx {
     /// The `Host` to send instead of the client's (`X-Cmux-Host-Override` or the
     /// proxy's default), checked when the request was routed.
     pub host_override: Option<HeaderValue>,
+    /// How the target is spoken to, chosen when the request was routed.
+    pub upstream_protocol: UpstreamProtocol,
 }
 
 impl RequestCtx {
@@ -41,6 +43,7 @@ impl RequestCtx {
             refusals: 0,
             tunnel: None,
             host_override: None,
+            upstream_protocol: UpstreamProtocol::Http1,
         }
     }
 

@@ -3,9 +3,10 @@
 
 use super::ctx::RequestCtx;
 use super::forwarded::{self, ViaEntry};
-use super::{admission, hop_by_hop, host_override, peer, redirects, respond};
+use super::{admission, authority, hop_by_hop, host_override, peer, redirects, respond};
 use crate::app::ProxyState;
 use crate::observe::{EndReason, Entry, RequestKind};
+use crate::routing::UPSTREAM_PROTOCOL;
 use async_trait::async_trait;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
@@ -48,14 +49,22 @@ impl ProxyHttp for CmuxProxy {
         ctx: &mut Self::CTX,
     ) -> Result<Box<HttpPeer>> {
         let addr = match &ctx.target {
-            None => peer::first_attempt(&self.state, session.req_header(), ctx)?,
+            None => {
+                let upgrade = session.is_upgrade_req();
+                peer::first_attempt(&self.state, session.req_header(), upgrade, ctx)?
+            }
             Some(target) => {
                 let addr = target.addr;
                 peer::pause_before_retry(session, ctx).await?;
                 addr
             }
         };
-        Ok(peer::peer(addr, session, &self.state))
+        Ok(peer::peer(
+            addr,
+            ctx.upstream_protocol,
+            session,
+            &self.state,
+        ))
     }
 
     async fn upstream_request_filter(
@@ -69,7 +78,11 @@ impl ProxyHttp for CmuxProxy {
             .and_then(|a| a.as_inet())
             .map(|a| a.ip());
         let strip_cookie = self.state.access.tokens.required();
+        authority::host_from_authority(upstream, session.req_header().version)?;
         forwarded::rewrite(upstream, client, &self.via, strip_cookie)?;
+        if upstream.headers.contains_key(&UPSTREAM_PROTOCOL) {
+            upstream.remove_header(&UPSTREAM_PROTOCOL);
+        }
         match &ctx.host_override {
             Some(host) => host_override::apply(upstream, host),
             None => Ok(()),

@@ -3,10 +3,10 @@
 
 use super::ctx::RequestCtx;
 use super::failure::connect_failure;
-use super::host_override;
+use super::{host_override, upstream_protocol};
 use crate::app::ProxyState;
 use crate::error::ProxyError;
-use crate::routing::WaitPolicy;
+use crate::routing::{UpstreamProtocol, WaitPolicy};
 use pingora::prelude::*;
 use pingora::ErrorType;
 use std::net::SocketAddr;
@@ -16,11 +16,12 @@ use std::time::{Duration, Instant};
 /// default, set explicitly so that the error message can name it.
 pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Routes a request's first attempt, checks its host override and starts its wait
-/// budget.
+/// Routes a request's first attempt, checks its host override, chooses the protocol
+/// spoken to the target (`upgrade`: a WebSocket handshake) and starts its wait budget.
 pub fn first_attempt(
     state: &ProxyState,
     req: &RequestHeader,
+    upgrade: bool,
     ctx: &mut RequestCtx,
 ) -> Result<SocketAddr> {
     let routed = match state.router.route(&req.headers, req.uri.host()) {
@@ -30,6 +31,10 @@ pub fn first_attempt(
     let port = routed.target.addr.port();
     match host_override::wanted(&req.headers, state.host_override, port) {
         Ok(host) => ctx.host_override = host,
+        Err(kind) => return refuse(ctx, ProxyError::new(kind, &routed.target)),
+    }
+    match upstream_protocol::choose(req, port, &state.h2c_ports, upgrade) {
+        Ok(protocol) => ctx.upstream_protocol = protocol,
         Err(kind) => return refuse(ctx, ProxyError::new(kind, &routed.target)),
     }
     let addr = routed.target.addr;
@@ -66,10 +71,16 @@ pub async fn pause_before_retry(session: &mut Session, ctx: &RequestCtx) -> Resu
     }
 }
 
-/// The peer for `addr`, with this request's timeouts.
-pub fn peer(addr: SocketAddr, session: &mut Session, state: &ProxyState) -> Box<HttpPeer> {
+/// The peer for `addr`, spoken to in `protocol`, with this request's timeouts.
+pub fn peer(
+    addr: SocketAddr,
+    protocol: UpstreamProtocol,
+    session: &mut Session,
+    state: &ProxyState,
+) -> Box<HttpPeer> {
     // A SocketAddr resolves without any name lookup.
     let mut peer = HttpPeer::new(addr, false, String::new());
+    upstream_protocol::apply(&mut peer, protocol);
     peer.options.connection_timeout = Some(state.connect_timeout);
     // No read, write or idle timeout by default: a quiet WebSocket or a long poll must
     // survive. The optional tunnel idle timeout applies to upgrades only, the optional

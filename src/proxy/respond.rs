@@ -2,9 +2,10 @@
 
 use super::ctx::RequestCtx;
 use super::failure::{classify, Failure};
+use super::grpc_answer;
 use super::peer::BODY_READ_TIMEOUT;
 use crate::app::ProxyState;
-use crate::error::{BodyFormat, ProxyError};
+use crate::error::{grpc, BodyFormat, ProxyError};
 use crate::observe::EndReason;
 use pingora::prelude::*;
 use pingora::proxy::FailToProxy;
@@ -43,24 +44,35 @@ async fn error_for(
     }
 }
 
-/// Answers a request pingora failed to proxy, in the body form its `Accept` asks for.
+/// Answers a request pingora failed to proxy: a gRPC request with a gRPC status, any
+/// other in the body form its `Accept` asks for.
 pub async fn fail(
     state: &ProxyState,
     session: &mut Session,
     e: &Error,
     ctx: &mut RequestCtx,
 ) -> FailToProxy {
+    let is_grpc = grpc::is_grpc(&session.req_header().headers);
     let err = match error_for(state, session, e, ctx).await {
         Ok(err) => err,
         Err(close) => {
             if close.error_code == 500 {
-                let _ = session.respond_error(500).await;
+                if is_grpc {
+                    grpc_answer::internal(session).await;
+                } else {
+                    let _ = session.respond_error(500).await;
+                }
             }
             return close;
         }
     };
     let row = err.describe();
     ctx.end = Some(EndReason::Answered(row.code));
+    if is_grpc {
+        // pingora logs the HTTP status the table gives the same failure.
+        grpc_answer::answer(session, &err).await;
+        return closed(row.status);
+    }
     let accept = session.req_header().headers.get(http::header::ACCEPT);
     let format = BodyFormat::from_accept(accept.and_then(|v| v.to_str().ok()));
     let body = err.body(format);

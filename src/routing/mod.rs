@@ -10,6 +10,7 @@ mod host_override;
 mod listen_addr;
 mod parse;
 mod policy;
+mod protocol;
 mod resolve;
 mod router;
 mod target;
@@ -20,6 +21,9 @@ pub use host_override::{parse_host_override, HostOverrideDefault};
 pub use listen_addr::listen_covers;
 pub use parse::{parse_port, parse_wait_ms, split_localhost_host};
 pub use policy::{LoopGuard, PortRange, TargetPolicy, WaitPolicy};
+pub use protocol::{
+    requested_protocol, UpstreamProtocol, UPSTREAM_PROTOCOL, UPSTREAM_PROTOCOL_DISPLAY,
+};
 pub use resolve::{resolve, RouteRequest};
 pub use router::{Refused, Routed, Router};
 pub use target::Target;
