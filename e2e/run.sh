@@ -5,7 +5,8 @@
 # workspace directories, starts real dev servers inside them with the shim preloaded (Python's
 # http.server handler on 0.0.0.0 and on ::1, a Node http server on "localhost", Redis), all on
 # the same ports in two workspaces, and checks isolation directly and through the proxy; then a
-# stress run: STRESS_N workspaces on STRESS_PORT queried by STRESS_CONC parallel clients.
+# stress run: STRESS_N workspaces on STRESS_PORT queried by STRESS_CONC parallel clients; then
+# gRPC and h2c through the proxy (e2e/grpc_e2e.py, with the python module grpcio).
 #
 # usage: bash e2e/run.sh            (after `cargo build --release` and `make -C ldpreload`)
 # env:   CMUX_PROXY_BIN   proxy binary (default target/release/cmux-proxy, relative to the repo)
@@ -157,6 +158,7 @@ step_prerequisites() {
   for cmd in redis-server redis-cli curl python3; do
     command -v "$cmd" >/dev/null 2>&1 || need=1
   done
+  python3 -c 'import grpc' >/dev/null 2>&1 || need=1
   [ $need -eq 1 ] && bash "$HERE/deps.sh"
   PY=$(python3 -c 'import sys; print(sys.executable)') # skip pyenv-style wrapper scripts
   NODE=$(command -v node || true)
@@ -387,6 +389,32 @@ step_stress() {
   for i in "${pids[@]}"; do stop_pid "$i"; done
 }
 
+# ---- 7. gRPC and h2c through the proxy -----------------------------------------------------
+# e2e/grpc_e2e.py starts its own proxies and servers (grpcio, and node's http2 when present):
+# every RPC kind by headers and by the .localhost authority in two workspaces on one port,
+# trailers, cancellation, deadlines, 5 MiB messages, pooled upstream h2c, gRPC error statuses.
+step_grpc() {
+  if [ ! -x "$PROXY_BIN" ]; then
+    fail "grpc steps not run: no proxy binary at $PROXY_BIN"
+    return
+  fi
+  if ! "$PY" -c 'import grpc' 2>/dev/null; then
+    fail "grpc steps not run: python module grpcio missing (bash e2e/deps.sh installs it)"
+    return
+  fi
+  local out rc n
+  out=$(timeout -k 5 180 "$PY" "$HERE/grpc_e2e.py" "$PROXY_BIN" 2>&1)
+  rc=$?
+  echo "$out" | grep -E '^(PASS|FAIL|SKIP|  )'
+  n=$(grep -c '^PASS' <<<"$out")
+  PASSED=$((PASSED + n))
+  n=$(grep -c '^FAIL' <<<"$out")
+  FAILED=$((FAILED + n))
+  if [ $rc -ne 0 ] && [ "$n" -eq 0 ]; then
+    fail "grpc: e2e/grpc_e2e.py exited $rc: $(tail -c 300 <<<"$out" | tr '\n' ' ')"
+  fi
+}
+
 step_proxy_alive() {
   [ -n "${PROXY_PID:-}" ] || return 0
   if kill -0 "$PROXY_PID" 2>/dev/null; then pass "proxy still running after the suite"; else
@@ -402,5 +430,6 @@ step_addr_in_use
 step_proxy
 step_redis
 step_stress
+step_grpc
 step_proxy_alive
 finish

@@ -1,0 +1,572 @@
+#!/usr/bin/env python3
+"""gRPC through cmux-proxy, with real grpcio servers and clients (issue 18).
+
+usage: grpc_e2e.py PROXY_BIN
+
+Starts its own proxies and servers on loopback addresses only: grpcio servers at
+127.18.0.7:P and 127.18.0.8:P (two workspaces, one port) and at 127.0.0.1, a TCP relay
+that counts the proxy's upstream connections, and, when node is on PATH, a plain h2c
+server. No protoc: the services are generic handlers on raw bytes. Prints PASS/FAIL per
+check and ends with "N passed, M failed"; exits 1 on any failure. Every wait is bounded.
+"""
+
+import hashlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent import futures
+
+import grpc
+
+PROXY_BIN = sys.argv[1] if len(sys.argv) > 1 else "target/release/cmux-proxy"
+HERE = os.path.dirname(os.path.abspath(__file__))
+MIB = 1 << 20
+BIG = 64 * MIB  # both ends raise gRPC's 4 MiB default message limit to this
+MSG_OPTIONS = [
+    ("grpc.max_receive_message_length", BIG),
+    ("grpc.max_send_message_length", BIG),
+]
+# No proxy from the environment, and nothing but loopback.
+CLIENT_OPTIONS = MSG_OPTIONS + [("grpc.enable_http_proxy", 0)]
+SERVICE = "test.Echo"
+
+PASSED = 0
+FAILED = 0
+
+
+def check(desc, ok, detail=""):
+    global PASSED, FAILED
+    if ok:
+        PASSED += 1
+        print(f"PASS grpc: {desc}", flush=True)
+    else:
+        FAILED += 1
+        print(f"FAIL grpc: {desc}  [{str(detail)[:300]}]", flush=True)
+
+
+def expect(desc, got, want):
+    check(desc, got == want, f"got: {got!r} want: {want!r}")
+
+
+# ---- servers --------------------------------------------------------------------------
+
+
+class Events:
+    """What the servers saw of calls that end early, keyed by the request's name."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.started = {}
+        self.ended = {}
+        self.cancelled = {}
+        self.time_remaining = {}
+
+    def event(self, table, name):
+        with self.lock:
+            return table.setdefault(name, threading.Event())
+
+
+EVENTS = Events()
+
+
+def make_handlers(name):
+    """The test service of the server called `name` (it says so in each answer)."""
+    tag = name.encode()
+
+    def unary(req, ctx):
+        if req.startswith(b"fail:"):
+            # An application error: its status and message travel as trailers.
+            ctx.abort(grpc.StatusCode.NOT_FOUND, req[5:].decode())
+        ctx.set_trailing_metadata((("x-served-by", name), ("x-trailer", "t1")))
+        return tag + b":" + req
+
+    def big_echo(req, ctx):
+        # A digest of what came, then as many bytes back.
+        return hashlib.sha256(req).digest() + req[::-1]
+
+    def server_stream(req, ctx):
+        for i in range(int(req)):
+            yield tag + b":" + str(i).encode()
+
+    def client_stream(it, ctx):
+        parts = [m for m in it]
+        return tag + b":" + b"|".join(parts)
+
+    def bidi(it, ctx):
+        for m in it:
+            yield tag + b":" + m.upper()
+
+    def wait(req, ctx):
+        key = req.decode()
+        EVENTS.time_remaining[key] = ctx.time_remaining()
+        EVENTS.event(EVENTS.started, key).set()
+        end = time.monotonic() + 20
+        while ctx.is_active() and time.monotonic() < end:
+            time.sleep(0.02)
+        EVENTS.cancelled[key] = not ctx.is_active()
+        EVENTS.event(EVENTS.ended, key).set()
+        return b"finished"
+
+    return grpc.method_handlers_generic_handler(
+        SERVICE,
+        {
+            "Unary": grpc.unary_unary_rpc_method_handler(unary),
+            "BigEcho": grpc.unary_unary_rpc_method_handler(big_echo),
+            "ServerStream": grpc.unary_stream_rpc_method_handler(server_stream),
+            "ClientStream": grpc.stream_unary_rpc_method_handler(client_stream),
+            "Bidi": grpc.stream_stream_rpc_method_handler(bidi),
+            "Wait": grpc.unary_unary_rpc_method_handler(wait),
+        },
+    )
+
+
+def start_server(name, addr):
+    """A grpcio server at addr (port 0: any); returns (server, port) or (None, 0)."""
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=16), options=MSG_OPTIONS)
+    server.add_generic_rpc_handlers((make_handlers(name),))
+    try:
+        port = server.add_insecure_port(addr)
+    except RuntimeError:
+        return None, 0
+    if port == 0:
+        return None, 0
+    server.start()
+    return server, port
+
+
+def two_workspaces_one_port():
+    """Servers at 127.18.0.7:P and 127.18.0.8:P; a few tries to find a P free on both."""
+    for _ in range(20):
+        a, port = start_server("workspace-7", "127.18.0.7:0")
+        if a is None:
+            continue
+        b, port_b = start_server("workspace-8", f"127.18.0.8:{port}")
+        if b is not None and port_b == port:
+            return a, b, port
+        a.stop(0)
+    raise SystemExit("no port free in both workspaces")
+
+
+class CountingRelay:
+    """A TCP relay in front of a server that counts the connections it accepts."""
+
+    def __init__(self, target_port):
+        self.target = ("127.0.0.1", target_port)
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.accepted = 0
+        threading.Thread(target=self.run, daemon=True).start()
+
+    def run(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            try:
+                u = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                c.close()
+                continue
+            u.settimeout(None)
+            for src, dst in ((c, u), (u, c)):
+                threading.Thread(target=self.pipe, args=(src, dst), daemon=True).start()
+
+    @staticmethod
+    def pipe(src, dst):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def unanswering_target():
+    """A listener whose accept queue is full: SYNs get no answer (a connect timeout)."""
+    lst = socket.socket()
+    lst.bind(("127.0.0.1", 0))
+    lst.listen(0)
+    fillers = []
+    for _ in range(3):
+        s = socket.socket()
+        s.settimeout(0.3)
+        try:
+            s.connect(lst.getsockname())
+            fillers.append(s)
+        except OSError:
+            s.close()
+    probe = socket.socket()
+    probe.settimeout(0.3)
+    try:
+        probe.connect(lst.getsockname())
+        full = False
+    except OSError:
+        full = True
+    probe.close()
+    return lst, fillers, full
+
+
+# ---- the proxy ------------------------------------------------------------------------
+
+
+class Proxy:
+    def __init__(self, *extra):
+        self.port = free_port()
+        self.addr = f"127.0.0.1:{self.port}"
+        self.log = tempfile.NamedTemporaryFile(prefix="cmux-grpc-proxy-", suffix=".log")
+        args = [PROXY_BIN, "--listen", self.addr, "--admin-listen", "off",
+                "--access-log", "off", *extra]
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log,
+                                     stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                if self.proc.poll() is not None:
+                    break
+                time.sleep(0.05)
+        raise SystemExit(f"proxy did not start: {open(self.log.name).read()[-300:]}")
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
+def channel(proxy, authority=None):
+    options = list(CLIENT_OPTIONS)
+    if authority:
+        options.append(("grpc.default_authority", authority))
+    return grpc.insecure_channel(proxy.addr, options=options)
+
+
+def stubs(ch):
+    m = f"/{SERVICE}/"
+    return {
+        "unary": ch.unary_unary(m + "Unary"),
+        "big": ch.unary_unary(m + "BigEcho"),
+        "server_stream": ch.unary_stream(m + "ServerStream"),
+        "client_stream": ch.stream_unary(m + "ClientStream"),
+        "bidi": ch.stream_stream(m + "Bidi"),
+        "wait": ch.unary_unary(m + "Wait"),
+    }
+
+
+def route(port, ws=None, *more):
+    md = [("x-cmux-port-internal", str(port))]
+    if ws:
+        md.append(("x-cmux-workspace-internal", ws))
+    return md + list(more)
+
+
+def rpc_error(fn):
+    """Runs fn; returns the grpc.RpcError it raised, or None."""
+    try:
+        fn()
+    except grpc.RpcError as e:
+        return e
+    return None
+
+
+# ---- checks ---------------------------------------------------------------------------
+
+
+def check_rpc_kinds(proxy, port):
+    """Every RPC kind to both workspaces, by headers and by the .localhost authority."""
+    for ws in ("workspace-7", "workspace-8"):
+        ways = [
+            ("headers", channel(proxy), route(port, ws)),
+            (".localhost", channel(proxy, f"{ws}-{port}.localhost:{proxy.port}"), []),
+        ]
+        for how, ch, md in ways:
+            s = stubs(ch)
+            resp, call = s["unary"].with_call(b"hello", metadata=md, timeout=10)
+            expect(f"unary to {ws} by {how}", resp, ws.encode() + b":hello")
+            trailers = dict(call.trailing_metadata())
+            expect(f"unary to {ws} by {how}: trailing metadata passes",
+                   (trailers.get("x-served-by"), trailers.get("x-trailer")), (ws, "t1"))
+            got = [m for m in s["server_stream"](b"5", metadata=md, timeout=10)]
+            expect(f"server streaming from {ws} by {how}", got,
+                   [f"{ws}:{i}".encode() for i in range(5)])
+            got = s["client_stream"](iter([b"a", b"b", b"c"]), metadata=md, timeout=10)
+            expect(f"client streaming to {ws} by {how}", got, ws.encode() + b":a|b|c")
+            got = [m for m in s["bidi"](iter([b"x", b"y", b"z"]), metadata=md, timeout=10)]
+            expect(f"bidi streaming with {ws} by {how}", got,
+                   [ws.encode() + b":" + c for c in (b"X", b"Y", b"Z")])
+            ch.close()
+
+
+def check_bidi_interleaved(proxy, port):
+    """A bidi stream where each answer comes before the next message is sent."""
+    ch = channel(proxy)
+    s = stubs(ch)
+    queue = []
+    cond = threading.Condition()
+    done = []
+
+    def requests():
+        for i in range(5):
+            yield f"m{i}".encode()
+            with cond:
+                cond.wait_for(lambda: len(queue) > i or done, timeout=5)
+
+    answers = []
+    try:
+        for m in s["bidi"](requests(), metadata=route(port, "workspace-7"), timeout=15):
+            with cond:
+                queue.append(m)
+                answers.append(m)
+                cond.notify_all()
+    finally:
+        with cond:
+            done.append(True)
+            cond.notify_all()
+    expect("bidi streaming, one message at a time each way", answers,
+           [f"workspace-7:M{i}".encode() for i in range(5)])
+    ch.close()
+
+
+def check_status_and_trailers(proxy, port):
+    ch = channel(proxy)
+    s = stubs(ch)
+    e = rpc_error(lambda: s["unary"](b"fail:no such thing: 100% \xc3\xa9",
+                                     metadata=route(port, "workspace-8"), timeout=10))
+    expect("an application error status passes (grpc-status trailer)",
+           e and e.code(), grpc.StatusCode.NOT_FOUND)
+    expect("its grpc-message passes, percent-encoding and all",
+           e and e.details(), "no such thing: 100% é")
+    ch.close()
+
+
+def check_large(proxy, port):
+    ch = channel(proxy)
+    s = stubs(ch)
+    payload = os.urandom(5 * MIB + 123)
+    start = time.monotonic()
+    resp = s["big"](payload, metadata=route(port, "workspace-7"), timeout=60)
+    took = time.monotonic() - start
+    ok = (resp[:32] == hashlib.sha256(payload).digest() and resp[32:] == payload[::-1])
+    check(f"a 5 MiB request and a 5 MiB response pass intact ({took:.2f} s)", ok,
+          f"len {len(resp)}")
+    ch.close()
+
+
+def check_cancel_and_deadline(proxy, port):
+    ch = channel(proxy)
+    s = stubs(ch)
+    md = route(port, "workspace-7")
+    # Cancellation: the server's call ends (the proxy resets the upstream stream).
+    fut = s["wait"].future(b"cancel-1", metadata=md, timeout=30)
+    started = EVENTS.event(EVENTS.started, "cancel-1").wait(10)
+    check("the server got the call that will be cancelled", started)
+    t0 = time.monotonic()
+    fut.cancel()
+    ended = EVENTS.event(EVENTS.ended, "cancel-1").wait(10)
+    check(f"a client's cancellation reaches the server "
+          f"({time.monotonic() - t0:.2f} s)", ended and EVENTS.cancelled.get("cancel-1"),
+          EVENTS.cancelled)
+    # A deadline: grpc-timeout reaches the server, and so does the end of the call.
+    e = rpc_error(lambda: s["wait"](b"deadline-1", metadata=md, timeout=1.0))
+    expect("a deadline ends the call with DEADLINE_EXCEEDED", e and e.code(),
+           grpc.StatusCode.DEADLINE_EXCEEDED)
+    remaining = EVENTS.time_remaining.get("deadline-1")
+    check("the client's deadline reached the server (grpc-timeout)",
+          remaining is not None and 0 < remaining <= 1.5, remaining)
+    ended = EVENTS.event(EVENTS.ended, "deadline-1").wait(10)
+    check("the server's call ended with the deadline",
+          ended and EVENTS.cancelled.get("deadline-1"), EVENTS.cancelled)
+    ch.close()
+
+
+def check_pooling(proxy, server_port):
+    """The proxy's h2c connections to a target are reused and multiplexed."""
+    relay = CountingRelay(server_port)
+    for i in range(20):
+        ch = channel(proxy)  # a new client connection each time
+        stubs(ch)["unary"](b"seq", metadata=route(relay.port), timeout=10)
+        ch.close()
+    expect("20 calls over 20 client connections: 1 upstream h2c connection",
+           relay.accepted, 1)
+    chans = [channel(proxy) for _ in range(8)]
+    calls = []
+    for i in range(64):
+        calls.append(stubs(chans[i % 8])["unary"].future(
+            b"par", metadata=route(relay.port), timeout=20))
+    ok = sum(1 for c in calls if c.result() == b"local:par")
+    expect("64 concurrent calls from 8 clients all answered", ok, 64)
+    check(f"... over {relay.accepted} upstream connection(s) in all (multiplexed)",
+          relay.accepted <= 4, relay.accepted)
+    for c in chans:
+        c.close()
+
+
+def http502_text(proxy, port):
+    out = subprocess.run(
+        ["curl", "-sS", "--noproxy", "*", "--max-time", "10", "-H",
+         f"X-Cmux-Port-Internal: {port}", "-H", "X-Cmux-Wait-Ms: 0",
+         f"http://{proxy.addr}/"], capture_output=True, text=True)
+    return out.stdout.strip()
+
+
+def check_errors(proxy, slow_proxy):
+    """The proxy's own errors are gRPC statuses with the error table's message."""
+    ch = channel(proxy)
+    s = stubs(ch)
+    closed = free_port()
+    e = rpc_error(lambda: s["unary"](b"x", metadata=route(closed, None, ("x-cmux-wait-ms", "0")),
+                                     timeout=10))
+    print(f"  a gRPC client sees: code={e and e.code()} details={e and e.details()!r}")
+    expect("closed port: UNAVAILABLE", e and e.code(), grpc.StatusCode.UNAVAILABLE)
+    expect("closed port: the same message as the HTTP 502 port_closed",
+           e and e.details(), http502_text(proxy, closed))
+    expect("closed port: x-cmux-error trailing metadata says port_closed",
+           e and dict(e.trailing_metadata()).get("x-cmux-error"), "port_closed")
+    e = rpc_error(lambda: s["unary"](b"x", metadata=[("x-cmux-port-internal", "abc")], timeout=10))
+    expect("bad routing header: INVALID_ARGUMENT", e and e.code(),
+           grpc.StatusCode.INVALID_ARGUMENT)
+    check("bad routing header: the message names the header",
+          e and "X-Cmux-Port-Internal" in e.details(), e and e.details())
+    e = rpc_error(lambda: s["unary"](b"x", metadata=[], timeout=10))
+    expect("no routing at all: INVALID_ARGUMENT", e and e.code(),
+           grpc.StatusCode.INVALID_ARGUMENT)
+    e = rpc_error(lambda: s["unary"](
+        b"x", metadata=route(closed, None, ("x-cmux-upstream-protocol", "spdy")), timeout=10))
+    expect("bad X-Cmux-Upstream-Protocol: INVALID_ARGUMENT", e and e.code(),
+           grpc.StatusCode.INVALID_ARGUMENT)
+    e = rpc_error(lambda: s["unary"](b"x", metadata=route(proxy.port), timeout=10))
+    expect("the proxy's own port (loop): FAILED_PRECONDITION", e and e.code(),
+           grpc.StatusCode.FAILED_PRECONDITION)
+    lst, fillers, full = unanswering_target()
+    if full:
+        sch = channel(slow_proxy)
+        t0 = time.monotonic()
+        e = rpc_error(lambda: stubs(sch)["unary"](
+            b"x", metadata=route(lst.getsockname()[1]), timeout=10))
+        expect(f"connect timeout: DEADLINE_EXCEEDED ({time.monotonic() - t0:.2f} s)",
+               e and e.code(), grpc.StatusCode.DEADLINE_EXCEEDED)
+        check("connect timeout: the message says so",
+              e and e.details().startswith("timed out connecting to 127.0.0.1:"),
+              e and e.details())
+        sch.close()
+    else:
+        check("the full-backlog trick holds here (for the connect timeout)", False)
+    for f in fillers:
+        f.close()
+    lst.close()
+    ch.close()
+
+
+def check_tokens(port):
+    tokens = tempfile.NamedTemporaryFile("w", prefix="cmux-grpc-tokens-")
+    tokens.write("s3cret-token\n")
+    tokens.flush()
+    proxy = Proxy("--auth-token-file", tokens.name)
+    try:
+        ch = channel(proxy)
+        s = stubs(ch)
+        e = rpc_error(lambda: s["unary"](b"t", metadata=route(port, "workspace-7"), timeout=10))
+        expect("tokens required, none sent: UNAUTHENTICATED", e and e.code(),
+               grpc.StatusCode.UNAUTHENTICATED)
+        md = route(port, "workspace-7", ("x-cmux-token", "s3cret-token"))
+        expect("tokens required, token sent: served",
+               s["unary"](b"t", metadata=md, timeout=10), b"workspace-7:t")
+        ch.close()
+    finally:
+        proxy.stop()
+
+
+def check_plain_h2c(proxy):
+    """curl --http2-prior-knowledge to a plain (not gRPC) h2c server, asked for by header."""
+    node = shutil.which("node")
+    if not node:
+        print("SKIP grpc: plain h2c upstream (no node on PATH)")
+        return
+    srv = subprocess.Popen([node, os.path.join(HERE, "h2c_server.js"), "127.0.0.1"],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        line = srv.stdout.readline().strip()
+        port = int(line.rsplit(":", 1)[1])
+        lines = []
+        # One curl run per request: a new client connection each time (curl 7.88 cannot
+        # reuse an h2c connection of its own anyway).
+        for i in range(10):
+            out = subprocess.run(
+                ["curl", "-sS", "--noproxy", "*", "--max-time", "10",
+                 "--http2-prior-knowledge", "-w", " %{http_version}",
+                 "-H", "X-Cmux-Upstream-Protocol: h2c", "-H", f"X-Cmux-Port-Internal: {port}",
+                 f"http://{proxy.addr}/n{i}"], capture_output=True, text=True)
+            lines.append(out.stdout.replace("\n", ""))
+        out = "\n".join(lines)
+        expect("curl h2c -> proxy -> h2c server: 10 answers, HTTP/2 on both sides",
+               [(l.split(" ")[0], l.split(" ")[-1]) for l in lines],
+               [(f"/n{i}", "2") for i in range(10)])
+        check("... carrying the forwarding headers, without the steering headers",
+              all("via=1.1 cmux-proxy" in l and "proto-header=-" in l
+                  and f"xfh={proxy.addr} " in l for l in lines), out)
+        sessions = {l.split(" ")[5] for l in lines}
+        expect("... 10 client connections, one upstream connection", len(sessions), 1)
+    finally:
+        srv.terminate()
+        srv.wait(5)
+
+
+def main():
+    if not os.access(PROXY_BIN, os.X_OK):
+        raise SystemExit(f"no proxy binary at {PROXY_BIN}")
+    a, b, port = two_workspaces_one_port()
+    local, local_port = start_server("local", "127.0.0.1:0")
+    proxy = Proxy()
+    slow = Proxy("--connect-timeout-ms", "400")
+    try:
+        check_rpc_kinds(proxy, port)
+        check_bidi_interleaved(proxy, port)
+        check_status_and_trailers(proxy, port)
+        check_large(proxy, port)
+        check_cancel_and_deadline(proxy, port)
+        check_pooling(proxy, local_port)
+        check_errors(proxy, slow)
+        check_tokens(port)
+        check_plain_h2c(proxy)
+        alive = proxy.proc.poll() is None
+        check("the proxy is still running", alive)
+    finally:
+        for p in (proxy, slow):
+            p.stop()
+        for s in (a, b, local):
+            s.stop(0)
+    print(f"{PASSED} passed, {FAILED} failed")
+    sys.exit(1 if FAILED else 0)
+
+
+if __name__ == "__main__":
+    main()
