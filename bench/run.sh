@@ -33,7 +33,7 @@ SCALE_RATE=${BENCH_SCALE_RATE:-1000}   # fixed request rate of the scale run (re
 SCALE_CONNS=${BENCH_SCALE_CONNS:-20}   # keep-alive connections that carry it
 THREADS=${BENCH_THREADS:-1}            # worker threads (processes) of every proxy, see start_*
 TARGETS=${BENCH_TARGETS:-"direct nginx haproxy pingora cmux caddy node go"}
-WORKLOADS=${BENCH_WORKLOADS:-"mem small large ws connect"}
+WORKLOADS=${BENCH_WORKLOADS:-"mem small large ws connect h2c"}
 PIN=${BENCH_PIN:-1}
 LOAD_CPUS=${BENCH_LOAD_CPUS:-0}        # wrk, curl, loadgen clients
 SERVER_CPUS=${BENCH_SERVER_CPUS:-1}    # upstream nginx, WebSocket echo, TCP sink
@@ -42,6 +42,10 @@ WRK_CONNS=${BENCH_WRK_CONNS:-50}
 WS_CONNS=${BENCH_WS_CONNS:-10}
 WS_SIZE=${BENCH_WS_SIZE:-32}
 CMUX_BIN=${BENCH_CMUX_BIN:-target/release/cmux-proxy}
+# A second cmux-proxy binary for an A/B comparison in one run: adds the target `cmuxb`.
+CMUXB_BIN=${BENCH_CMUXB_BIN:-}
+H2C_CONNS=${BENCH_H2C_CONNS:-10}       # h2load client connections (h2c workload)
+H2C_STREAMS=${BENCH_H2C_STREAMS:-10}   # concurrent streams per connection
 PINGORA_BIN=${BENCH_PINGORA_BIN:-target/release/pingora-bare}
 GO_BUILD_TIMEOUT=${BENCH_GO_BUILD_TIMEOUT:-180}  # seconds; past it the Go target is skipped
 CMUX_YAML_EXTRA=${BENCH_CMUX_YAML_EXTRA:-}  # extra lines for cmux-proxy's YAML (experiments): indented, they go under `cmux_proxy:`
@@ -58,7 +62,9 @@ log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
 # ---------------------------------------------------------------------------- install
+[ -n "$CMUXB_BIN" ] && [[ " $TARGETS " != *" cmuxb "* ]] && TARGETS="$TARGETS cmuxb"
 has_target() { [[ " $TARGETS " == *" $1 "* ]]; }
+has_workload() { [[ " $WORKLOADS " == *" $1 "* ]]; }
 drop_target() { # drop_target NAME WHY: the run goes on without it
   log "skipping target $1: $2"
   TARGETS=$(tr ' ' '\n' <<<"$TARGETS" | grep -vx "$1" | tr '\n' ' ' | sed 's/ *$//')
@@ -77,6 +83,7 @@ install_missing() {
   [ -x /usr/sbin/haproxy ] || command -v haproxy >/dev/null || need+=(haproxy)
   command -v curl >/dev/null || need+=(curl)
   command -v taskset >/dev/null || need+=(util-linux)
+  if has_workload h2c && ! command -v h2load >/dev/null; then need+=(nghttp2-client); fi
   if [ -n "$PROFILE" ] && ! command -v perf >/dev/null; then need+=(linux-perf); fi
   [ ${#need[@]} -eq 0 ] && return 0
   log "installing ${need[*]}"
@@ -104,6 +111,11 @@ if [ "$NO_BUILD" != 1 ]; then
 fi
 [ -x "$LOADGEN" ] || die "$LOADGEN missing (build it: cargo build --release -p cmux-loadgen)"
 if has_target cmux; then [ -x "$CMUX_BIN" ] || die "$CMUX_BIN missing"; fi
+if has_target cmuxb; then [ -x "$CMUXB_BIN" ] || die "$CMUXB_BIN (BENCH_CMUXB_BIN) missing"; fi
+if has_workload h2c && ! command -v h2load >/dev/null; then
+  log "skipping workload h2c: h2load (Debian's nghttp2-client) is missing"
+  WORKLOADS=$(tr ' ' '\n' <<<"$WORKLOADS" | grep -vx h2c | tr '\n' ' ' | sed 's/ *$//')
+fi
 if has_target pingora; then [ -x "$PINGORA_BIN" ] || die "$PINGORA_BIN missing"; fi
 
 # ---------------------------------------------------------------------------- processes
@@ -230,8 +242,8 @@ MAXCONN=$((IDLE_CONNS + 200))
 # HAProxy asks for 2 descriptors per maxconn (plus a few) and refuses to start above the limit.
 [ "$MAXCONN" -gt $(((NOFILE - 64) / 2)) ] && MAXCONN=$(((NOFILE - 64) / 2))
 
-read -r UP WS SINK P_NGINX P_HAPROXY P_CMUX P_PINGORA P_CADDY P_NODE P_GO <<<"$("$LOADGEN" free-ports 10)"
-log "ports: upstream $UP, ws-echo $WS, tcp-sink $SINK, nginx $P_NGINX, haproxy $P_HAPROXY, cmux $P_CMUX, pingora $P_PINGORA, caddy $P_CADDY, node $P_NODE, go $P_GO"
+read -r UP WS SINK P_NGINX P_HAPROXY P_CMUX P_PINGORA P_CADDY P_NODE P_GO H2C P_CMUXB <<<"$("$LOADGEN" free-ports 12)"
+log "ports: upstream $UP (h2c $H2C), ws-echo $WS, tcp-sink $SINK, nginx $P_NGINX, haproxy $P_HAPROXY, cmux $P_CMUX, pingora $P_PINGORA, caddy $P_CADDY, node $P_NODE, go $P_GO, cmuxb $P_CMUXB"
 
 # ---------------------------------------------------------------------------- upstream
 SMALL_BODY="cmux-proxy benchmark upstream: a small response body of 64 bytes.."
@@ -278,6 +290,12 @@ $(nginx_temp_paths upstream)
     location = /empty { alias $TMP/www/empty; }
     location = /status { stub_status; }
   }
+  # The h2c workload's target: the same small body over HTTP/2 in plaintext (prior
+  # knowledge), as gRPC servers speak it.
+  server {
+    listen 127.0.0.1:$H2C http2 backlog=4096;
+    location = /small { default_type text/plain; return 200 "$SMALL_BODY"; }
+  }
 }
 EOF
 start upstream "$SERVER_CPUS" "$NGINX" -c "$TMP/upstream.conf"
@@ -297,7 +315,7 @@ accepts() { # the upstream's accepted-connections counter (this query's own conn
 
 # ---------------------------------------------------------------------------- proxies
 declare -A PORT=([direct]=0 [nginx]=$P_NGINX [haproxy]=$P_HAPROXY [cmux]=$P_CMUX
-  [pingora]=$P_PINGORA [caddy]=$P_CADDY [node]=$P_NODE [go]=$P_GO)
+  [pingora]=$P_PINGORA [caddy]=$P_CADDY [node]=$P_NODE [go]=$P_GO [cmuxb]=$P_CMUXB)
 declare -A PPIDS=([direct]="")
 
 start_nginx() {
@@ -391,12 +409,15 @@ EOF
   wait_port "$P_HAPROXY" haproxy
 }
 
-start_cmux() {
-  cat >"$TMP/cmux.yaml" <<EOF
+start_cmux() { start_cmux_as cmux "$CMUX_BIN" "$P_CMUX"; }
+start_cmuxb() { start_cmux_as cmuxb "$CMUXB_BIN" "$P_CMUXB"; }
+start_cmux_as() { # start_cmux_as NAME BINARY PORT
+  local name=$1 bin=$2 port=$3
+  cat >"$TMP/$name.yaml" <<EOF
 version: 1
 threads: $THREADS
-pid_file: $TMP/cmux.pid
-upgrade_sock: $TMP/cmux-upgrade.sock
+pid_file: $TMP/$name.pid
+upgrade_sock: $TMP/$name-upgrade.sock
 # As for bare pingora: stop at once on SIGTERM at the end.
 grace_period_seconds: 0
 graceful_shutdown_timeout_seconds: 1
@@ -409,10 +430,10 @@ $CMUX_YAML_EXTRA
 EOF
   # Same footing as nginx and HAProxy here: no access log; no admin listener (whose default
   # port could also clash with another instance on this machine).
-  start cmux "$PROXY_CPUS" env CMUX_ACCESS_LOG="$CMUX_ACCESS_LOG" CMUX_ADMIN_LISTEN=off \
-    "$CMUX_BIN" -c "$TMP/cmux.yaml" --listen "127.0.0.1:$P_CMUX"
-  PPIDS[cmux]=$LAST_PID
-  wait_port "$P_CMUX" cmux
+  start "$name" "$PROXY_CPUS" env CMUX_ACCESS_LOG="$CMUX_ACCESS_LOG" CMUX_ADMIN_LISTEN=off \
+    "$bin" -c "$TMP/$name.yaml" --listen "127.0.0.1:$port"
+  PPIDS[$name]=$LAST_PID
+  wait_port "$port" "$name"
 }
 
 # Bare pingora: the same pingora conf as cmux-proxy (threads, pid file, upgrade socket);
@@ -495,11 +516,12 @@ for t in $TARGETS; do
     nginx) start_nginx ;;
     haproxy) start_haproxy ;;
     cmux) start_cmux ;;
+    cmuxb) start_cmuxb ;;
     pingora) start_pingora ;;
     caddy) start_caddy ;;
     node) start_node ;;
     go) start_go ;;
-    *) die "unknown target $t (direct nginx haproxy pingora cmux caddy node go)" ;;
+    *) die "unknown target $t (direct nginx haproxy pingora cmux caddy node go cmuxb)" ;;
   esac
   check_target "$t" || die "$t is not working"
 done
@@ -635,7 +657,7 @@ connect_workload() { # connect TARGET ROUND (direct and cmux only: nginx/HAProxy
   local t=$1 r=$2 out c0 c1 args mbps
   case $t in
     direct) args=(--addr "127.0.0.1:$SINK") ;;
-    cmux) args=(--addr "127.0.0.1:$P_CMUX" --connect-port "$SINK") ;;
+    cmux | cmuxb) args=(--addr "127.0.0.1:${PORT[$t]}" --connect-port "$SINK") ;;
     *) return 0 ;;
   esac
   # shellcheck disable=SC2086
@@ -649,6 +671,33 @@ connect_workload() { # connect TARGET ROUND (direct and cmux only: nginx/HAProxy
   [ "$t" != direct ] && record connect.proxy_cpu_us_per_mb "$t" "$r" \
     "$(awk -v c="$((c1 - c0))" -v hz="$HZ" -v mb="$((CONNECT_MB << 20))" 'BEGIN{printf "%.1f", c*1e6/hz/(mb/1e6)}')"
   log "connect $t round $r: $mbps MB/s"
+}
+
+h2c_workload() { # h2c TARGET ROUND: small requests over h2c with h2load (direct and cmux-proxy)
+  local t=$1 r=$2 port out rps ok failed c0 c1
+  case $t in
+    direct) port=$H2C ;;
+    cmux | cmuxb) port=${PORT[$t]} ;;
+    *) return 0 ;;
+  esac
+  # shellcheck disable=SC2086
+  c0=$(cpu_ticks ${PPIDS[$t]:-})
+  # The steering headers route to the h2c server and ask for h2c to it (nginx ignores them).
+  out=$(pin "$LOAD_CPUS" timeout $((SECS + 30)) h2load -D "$SECS" -t 1 -c "$H2C_CONNS" \
+    -m "$H2C_STREAMS" -H "x-cmux-port-internal: $H2C" -H "x-cmux-upstream-protocol: h2c" \
+    "http://127.0.0.1:$port/small" 2>&1) || { log "h2load failed on $t: $(tail -3 <<<"$out")"; return 0; }
+  # shellcheck disable=SC2086
+  c1=$(cpu_ticks ${PPIDS[$t]:-})
+  [ "$r" = warmup ] && return 0
+  rps=$(awk '/^finished in/{print $4}' <<<"$out")
+  ok=$(awk '/^status codes:/{print $3}' <<<"$out")
+  failed=$(awk '/^requests:/{for (i = 1; i < NF; i++) if ($(i + 1) ~ /^(failed|errored),?$/) s += $i} END{print s + 0}' <<<"$out")
+  [ "${ok:-0}" -gt 0 ] || { log "h2c $t: no 2xx answer: $(grep -E '^(requests|status codes):' <<<"$out" | tr '\n' ' ')"; return 0; }
+  [ "$failed" -gt 0 ] && log "h2c $t: $failed requests failed or errored"
+  record h2c.rps "$t" "$r" "$rps"
+  [ "$t" != direct ] && record h2c.proxy_cpu_us "$t" "$r" \
+    "$(awk -v c="$((c1 - c0))" -v hz="$HZ" -v n="$ok" 'BEGIN{printf "%.2f", c*1e6/hz/n}')"
+  log "h2c $t round $r: $rps req/s"
 }
 
 # ---------------------------------------------------------------------------- profile mode
@@ -678,11 +727,11 @@ awk -v l="${LOAD_START%% *}" 'BEGIN{exit !(l > 0.7)}' &&
   log "warning: load average $LOAD_START before the run: other processes are busy; figures will be noisy"
 T0=$(date +%s)
 for w in $WORKLOADS; do
-  case $w in mem | small | large | ws | connect) ;; *) die "unknown workload $w" ;; esac
+  case $w in mem | small | large | ws | connect | h2c) ;; *) die "unknown workload $w" ;; esac
   rounds=$ROUNDS
   [ "$w" = mem ] && rounds=${BENCH_MEM_ROUNDS:-1}  # RSS barely varies; one round is enough
-  if [ "$w" = small ]; then
-    for t in $TARGETS; do small_workload "$t" warmup 1; done  # fill the upstream pools
+  if [ "$w" = small ] || [ "$w" = h2c ]; then
+    for t in $TARGETS; do "${w}_workload" "$t" warmup 1; done  # fill the upstream pools
   fi
   log "workload $w: $rounds round(s) over: $TARGETS"
   for r in $(seq "$rounds"); do
@@ -727,6 +776,26 @@ echo
   --readme "$TMP/readme-block.md"
 echo
 log "results written to $OUT, chart to $SVG"
+
+# The h2c workload's figure: cmux-proxy against the same h2c server without a proxy.
+h2c_ratio() {
+  awk -F'\t' '$1 == "h2c.rps" {v[$2] = v[$2] " " $4}
+    function median(s,   a, n, i, j, t) {
+      n = split(s, a, " ")
+      for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) {t = a[i]; a[i] = a[j]; a[j] = t}
+      return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+    }
+    END {
+      if (!("direct" in v)) exit
+      d = median(v["direct"])
+      for (t in v) if (t != "direct" && d > 0)
+        printf "h2c small requests (h2load, %s connections x %s streams): %s %.0f req/s, direct %.0f req/s: %.3fx direct\n", c, m, t, median(v[t]), d, median(v[t]) / d
+    }' c="$H2C_CONNS" m="$H2C_STREAMS" "$RAW"
+}
+if has_workload h2c && [ -n "$(h2c_ratio)" ]; then
+  h2c_ratio | while read -r line; do log "$line"; done
+  { echo; echo "## h2c"; echo; h2c_ratio | sed 's/^/- /'; } >>"$OUT"
+fi
 
 # The README's table and target check: the lines between the two markers are replaced by
 # this run's block (written by summarize above).
