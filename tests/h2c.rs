@@ -88,6 +88,27 @@ async fn h2c_is_routed_by_headers_and_by_localhost_authority() {
     );
 }
 
+/// A loopback redirect is rewritten to the origin an HTTP/2 client used (its
+/// `:authority`), as for HTTP/1.1.
+#[tokio::test(flavor = "multi_thread")]
+async fn h2c_loopback_redirects_go_to_the_clients_origin() {
+    let up = Upstream::start_on("127.18.0.7".parse().unwrap()).await;
+    let proxy = Proxy::start(&[]);
+    let name = format!("workspace-7-{}.localhost", up.port());
+    let resolve = format!("{name}:{}:127.0.0.1", proxy.addr.port());
+    let url = format!(
+        "http://{name}:{}/redirect?to=http://localhost:{}/next",
+        proxy.addr.port(),
+        up.port()
+    );
+    let (status, head, _) = h2(&["--resolve", &resolve, &url]);
+    assert_eq!(status, 302, "{head}");
+    assert_eq!(
+        header_values(&head, "location"),
+        vec![format!("http://{name}:{}/next", proxy.addr.port())]
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn h2c_bodies_pass_both_ways() {
     let up = Upstream::start().await;

@@ -40,6 +40,7 @@ impl ProxyHttp for CmuxProxy {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Self::CTX) -> Result<bool> {
+        authority::host_from_authority(session.req_header_mut())?;
         admission::admit(&self.state, session, ctx).await
     }
 
@@ -78,7 +79,6 @@ impl ProxyHttp for CmuxProxy {
             .and_then(|a| a.as_inet())
             .map(|a| a.ip());
         let strip_cookie = self.state.access.tokens.required();
-        authority::host_from_authority(upstream, session.req_header().version)?;
         forwarded::rewrite(upstream, client, &self.via, strip_cookie)?;
         if upstream.headers.contains_key(&UPSTREAM_PROTOCOL) {
             upstream.remove_header(&UPSTREAM_PROTOCOL);
