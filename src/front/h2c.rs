@@ -170,3 +170,29 @@ pub async fn serve<H>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn idle_only_counts_time_with_no_stream_in_flight() {
+        let in_flight = Arc::new(InFlight::default());
+        let idle = Duration::from_millis(50);
+        let started = Instant::now();
+        in_flight.idle_for(idle).await;
+        assert!(started.elapsed() >= idle);
+
+        // A stream held for 150 ms: idle only 50 ms after it ends.
+        let guard = in_flight.start();
+        let holder = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            drop(guard);
+        });
+        let started = Instant::now();
+        in_flight.idle_for(idle).await;
+        assert!(started.elapsed() >= Duration::from_millis(200));
+        holder.await.unwrap();
+        assert_eq!(in_flight.count.load(Ordering::Acquire), 0);
+    }
+}
