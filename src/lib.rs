@@ -10,6 +10,7 @@
 //! | [`app`] | how is the server put together: flags, conf, shared state, services, signals? |
 //! | [`front`] | what arrives on the listener, and where does it go? |
 //! | [`routing`] | where does a request go? (headers in, target out; no I/O) |
+//! | [`edge`] | in edge mode, which machine holds it, and where is that machine's proxy (DNS)? |
 //! | [`proxy`] | how are HTTP/1.1 and WebSocket proxied (pingora's `ProxyHttp` hooks)? |
 //! | [`tunnel`] | how are CONNECT tunnels made and relayed? |
 //! | [`error`] | what does a client get when something fails? |
@@ -42,6 +43,7 @@
 
 pub mod access;
 pub mod app;
+pub mod edge;
 pub mod error;
 pub mod front;
 pub mod host;

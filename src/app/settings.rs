@@ -2,6 +2,7 @@
 //! defaults themselves.
 
 use crate::access::Cidr;
+use crate::edge::EdgeSettings;
 use crate::observe::access_log::LogTarget;
 use crate::observe::log_line::LogFormat;
 use crate::routing::HostOverrideDefault;
@@ -82,6 +83,8 @@ pub struct Settings {
     /// Whether a response `Location` that names the target's loopback origin is
     /// rewritten to the origin the client used (on by default).
     pub rewrite_loopback_redirects: bool,
+    /// Edge mode's settings; `None` in node mode.
+    pub edge: Option<EdgeSettings>,
 }
 
 /// The access policy's settings; every part is off by default.

@@ -1,5 +1,6 @@
 //! What the proxy keeps about one request between pingora's phases.
 
+use crate::edge::Hop;
 use crate::error::ProxyError;
 use crate::observe::EndReason;
 use crate::routing::Target;
@@ -27,6 +28,9 @@ pub struct RequestCtx {
     /// The `Host` to send instead of the client's (`X-Cmux-Host-Override` or the
     /// proxy's default), checked when the request was routed.
     pub host_override: Option<HeaderValue>,
+    /// Edge mode: the machine and what its node is told (boxed: node mode pays one
+    /// pointer for it).
+    pub hop: Option<Box<Hop>>,
 }
 
 impl RequestCtx {
@@ -41,6 +45,7 @@ impl RequestCtx {
             refusals: 0,
             tunnel: None,
             host_override: None,
+            hop: None,
         }
     }
 

@@ -6,6 +6,7 @@
 
 mod admission;
 mod ctx;
+mod edge_hop;
 mod failure;
 mod forwarded;
 mod hooks;
@@ -17,5 +18,6 @@ mod redirects;
 mod respond;
 
 pub use ctx::RequestCtx;
+pub use edge_hop::locate as locate_node;
 pub use hooks::CmuxProxy;
 pub use peer::BODY_READ_TIMEOUT;

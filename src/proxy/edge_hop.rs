@@ -1,0 +1,107 @@
+//! The HTTP side of edge mode: route a request to its machine's proxy, tell that proxy
+//! where the request goes, and name the machine when it cannot be reached.
+
+use super::ctx::RequestCtx;
+use super::failure::connect_error_kind;
+use super::peer::refuse;
+use crate::access::TOKEN_HEADER;
+use crate::app::ProxyState;
+use crate::edge::{Edge, Hop, NotFound, MACHINE};
+use crate::error::{ProxyError, ProxyErrorKind};
+use crate::routing::Target;
+use http::HeaderValue;
+use pingora::http::RequestHeader;
+use pingora::prelude::*;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// Finds the node for a request at an edge. No retries: a node that refuses is down,
+/// and the node itself waits for a restarting dev server.
+pub async fn first_attempt(
+    state: &ProxyState,
+    edge: &Edge,
+    req: &RequestHeader,
+    ctx: &mut RequestCtx,
+) -> Result<SocketAddr> {
+    let hop = match edge.hop(&req.headers) {
+        Ok(hop) => hop,
+        Err(e) => return refuse(ctx, e.into()),
+    };
+    let node = match locate(state, edge, &hop, &req.headers).await {
+        Ok(node) => node,
+        Err(e) => return refuse(ctx, e),
+    };
+    let addr = node.addr;
+    ctx.target = Some(node);
+    ctx.wait_budget = Duration::ZERO;
+    ctx.wait_started = Some(Instant::now());
+    ctx.hop = Some(Box::new(hop));
+    Ok(addr)
+}
+
+/// The node of `hop`'s machine, as a target; the error to answer when there is none,
+/// or when it would be this proxy again.
+pub async fn locate(
+    state: &ProxyState,
+    edge: &Edge,
+    hop: &Hop,
+    headers: &http::HeaderMap,
+) -> std::result::Result<Target, ProxyError> {
+    let machine = hop.machine.clone();
+    let addr = match edge.locate(&hop.machine).await {
+        Ok(found) => found.addr,
+        Err(NotFound::Unknown(name)) => {
+            let kind = ProxyErrorKind::MachineUnknown { machine, name };
+            return Err(ProxyError::without_target(kind));
+        }
+        Err(NotFound::LookupFailed(why)) => {
+            let kind = ProxyErrorKind::DnsFailed { machine, why };
+            return Err(ProxyError::without_target(kind));
+        }
+    };
+    let target = Target {
+        addr,
+        workspace: hop.workspace.clone(),
+    };
+    let loops = &state.router.loops;
+    let via = headers
+        .get_all(http::header::VIA)
+        .iter()
+        .filter_map(|v| v.to_str().ok());
+    if loops.seen_in(via) || loops.is_own_listener(addr) {
+        return Err(ProxyError::new(ProxyErrorKind::LoopDetected, &target));
+    }
+    Ok(target)
+}
+
+/// What the node is told: the machine header goes, the port and workspace headers (and
+/// the wait, if any) are set from the hop, and the node token is the token header.
+pub fn tell_node(
+    upstream: &mut RequestHeader,
+    hop: &Hop,
+    node_token: Option<&HeaderValue>,
+) -> Result<()> {
+    upstream.remove_header(&MACHINE);
+    upstream.insert_header("X-Cmux-Port-Internal", hop.port.to_string())?;
+    if let Some(ws) = &hop.workspace {
+        upstream.insert_header("X-Cmux-Workspace-Internal", ws.as_str())?;
+    }
+    if let Some(wait) = &hop.wait {
+        upstream.insert_header("X-Cmux-Wait-Ms", wait.clone())?;
+    }
+    if let Some(token) = node_token {
+        upstream.insert_header(TOKEN_HEADER.clone(), token.clone())?;
+    }
+    Ok(())
+}
+
+/// A failure to connect to a node, as the contract names it: the machine is
+/// unreachable.
+pub fn unreachable(e: &Error, hop: &Hop, node: Option<&Target>) -> Option<ProxyErrorKind> {
+    let kind = connect_error_kind(e)?;
+    Some(ProxyErrorKind::MachineUnreachable {
+        machine: hop.machine.clone(),
+        node: node?.addr,
+        timed_out: kind == ProxyErrorKind::ConnectTimeout,
+    })
+}
