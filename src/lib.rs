@@ -22,14 +22,15 @@
 //! ```text
 //! accept (pingora Service, one per listen address)
 //!  └─ front::FrontDoor::process_new       read the head: bounded in size and time
-//!      ├─ "CONNECT ..."  ─> tunnel::serve
+//!      ├─ "CONNECT ..."  ─> tunnel::serve (on an edge: CONNECT to the machine's node)
 //!      │     request::parse ─> routing::Router::route ─> upstream::connect_waiting
 //!      │     ─> "200 Connection Established" ─> relay (splice both ways) ─> observe
 //!      ├─ h2c preface, not HTTP, head timeout ─> front::early::refuse (error::reply)
 //!      └─ anything else ─> pingora's HTTP proxy, with proxy::CmuxProxy's hooks:
 //!           upstream_peer            routing::Router::route and the host override
 //!                                    (first attempt), or pause before retrying a
-//!                                    refused target
+//!                                    refused target; on an edge: edge::hop (machine,
+//!                                    port, workspace) and edge::Edge::locate (DNS)
 //!           fail_to_connect          count it; retry a refusal within the wait budget
 //!           upstream_request_filter  drop routing headers; X-Forwarded-*, Via; the
 //!                                    host override (Host, same-origin Origin/Referer)

@@ -27,7 +27,10 @@ pub async fn first_attempt(
         Ok(hop) => hop,
         Err(e) => return refuse(ctx, e.into()),
     };
-    let node = match locate(state, edge, &hop, &req.headers).await {
+    let located = locate(state, edge, &hop, &req.headers).await;
+    // Kept before anything can fail, so that the access log names the machine.
+    ctx.hop = Some(Box::new(hop));
+    let node = match located {
         Ok(node) => node,
         Err(e) => return refuse(ctx, e),
     };
@@ -35,7 +38,6 @@ pub async fn first_attempt(
     ctx.target = Some(node);
     ctx.wait_budget = Duration::ZERO;
     ctx.wait_started = Some(Instant::now());
-    ctx.hop = Some(Box::new(hop));
     Ok(addr)
 }
 
@@ -104,4 +106,37 @@ pub fn unreachable(e: &Error, hop: &Hop, node: Option<&Target>) -> Option<ProxyE
         node: node?.addr,
         timed_out: kind == ProxyErrorKind::ConnectTimeout,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pingora::ErrorType;
+
+    #[test]
+    fn connect_failures_name_the_machine() {
+        let hop = Hop {
+            machine: "m7".into(),
+            port: 3000,
+            workspace: None,
+            wait: None,
+        };
+        let node = Target {
+            addr: "10.0.3.7:8080".parse().unwrap(),
+            workspace: None,
+        };
+        let kind = |etype| unreachable(&Error::new(etype), &hop, Some(&node));
+        let refused = kind(ErrorType::ConnectRefused).unwrap();
+        let err = ProxyError::without_target(refused);
+        assert_eq!((err.status(), err.code()), (502, "machine_unreachable"));
+        assert!(err.message().contains("\"m7\""), "{}", err.message());
+        let timed_out = ProxyError::without_target(kind(ErrorType::ConnectTimedout).unwrap());
+        assert_eq!(
+            (timed_out.status(), timed_out.code()),
+            (504, "machine_unreachable")
+        );
+        assert!(timed_out.message().contains("10.0.3.7:8080 timed out"));
+        // A node that answered and then failed is not an unreachable machine.
+        assert_eq!(kind(ErrorType::ReadError), None);
+    }
 }

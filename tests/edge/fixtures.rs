@@ -150,12 +150,15 @@ pub fn port_free_on(ips: &[IpAddr]) -> u16 {
 /// Starts a proxy listening on `addr` with these extra arguments.
 pub fn proxy_at(addr: SocketAddr, extra: &[&str]) -> Proxy {
     let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let child = Command::new(PROXY_BIN)
+    let mut cmd = Command::new(PROXY_BIN);
+    if !extra.contains(&"--access-log") {
+        cmd.args(["--access-log", "off"]);
+    }
+    let child = cmd
         .arg("--listen")
         .arg(addr.to_string())
         .arg("--admin-listen")
         .arg(admin.to_string())
-        .args(["--access-log", "off"])
         .args(extra)
         .env_remove("CMUX_LISTEN")
         .env_remove("CMUX_UPSTREAM_HOST")

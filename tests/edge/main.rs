@@ -57,7 +57,8 @@ async fn routes_by_host_and_headers_through_dns() {
     let n1 = node(nodes_ips[0], port, ip("127.31.1.1"));
     let _n2 = node(nodes_ips[1], port, ip("127.31.1.2"));
     let _n3 = node(nodes_ips[2], srv_port, ip("127.31.1.3"));
-    let edge = edge(&dns, port, &[]);
+    let log = tempdir().join("access.log");
+    let edge = edge(&dns, port, &["--access-log", log.to_str().unwrap()]);
 
     // The Host form, without and with a workspace, and with the edge's port.
     let (status, _, body) = get(&edge, &[host(format!("{up1}--m1.{EDGE_DOMAIN}"))]);
@@ -158,6 +159,22 @@ async fn routes_by_host_and_headers_through_dns() {
     assert!(
         metrics.contains("cmux_machine_requests_total{machine=\"m1\",status=\"2xx\"} 2"),
         "{metrics}"
+    );
+    // The access log names the machine, with the node as the target.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut text = String::new();
+    while Instant::now() < deadline && !text.contains("machine=nope") {
+        text = std::fs::read_to_string(&log).unwrap_or_default();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let line = text
+        .lines()
+        .find(|l| l.contains(" 200 ") && l.contains("machine=m2"))
+        .unwrap_or_else(|| panic!("no line for m2 in {text}"));
+    assert!(line.contains(&format!("127.30.1.2:{port}")), "{line}");
+    assert!(
+        text.contains("error=machine_unknown machine=nope"),
+        "{text}"
     );
 }
 
