@@ -38,18 +38,27 @@ fn host(h: String) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn routes_by_host_and_headers_through_dns() {
-    let nodes_ips = [ip("127.30.1.1"), ip("127.30.1.2"), ip("127.30.1.3")];
-    let port = port_free_on(&nodes_ips[..2]);
-    let srv_port = port_free_on(&nodes_ips[2..]);
+    let nodes_ips = [
+        ip("127.30.1.1"),
+        ip("127.30.1.2"),
+        ip("127.30.1.3"),
+        ip("::1"),
+    ];
+    let port = port_free_on(&[nodes_ips[0], nodes_ips[1], nodes_ips[3]]);
+    let srv_port = port_free_on(&nodes_ips[2..3]);
     let dns = Dns::start(
         &[
             ("m1", nodes_ips[0]),
             ("m2", nodes_ips[1]),
             ("m3", nodes_ips[2]),
+            // A machine with an AAAA record only.
+            ("m6", nodes_ips[3]),
         ],
         &[("m3", "m3", srv_port)],
         1,
     );
+    let up6 = ident(ip("127.31.1.6"), "node-6").await;
+    let _n6 = node(nodes_ips[3], port, ip("127.31.1.6"));
     let up1 = ident(ip("127.31.1.1"), "node-1").await;
     let up2 = ident(ip("127.31.1.2"), "node-2").await;
     let up3 = ident(ip("127.31.1.3"), "node-3").await;
@@ -104,6 +113,14 @@ async fn routes_by_host_and_headers_through_dns() {
     assert_eq!(
         (status, body.lines().next()),
         (200, Some("node-3")),
+        "{body}"
+    );
+
+    // An IPv6-only machine.
+    let (status, _, body) = get(&edge, &[host(format!("{up6}--m6.{EDGE_DOMAIN}"))]);
+    assert_eq!(
+        (status, body.lines().next()),
+        (200, Some("node-6")),
         "{body}"
     );
 
