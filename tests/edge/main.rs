@@ -378,3 +378,50 @@ async fn a_silent_dns_server_costs_at_most_the_connect_timeout() {
     assert!(body.contains("\"code\":\"dns_failed\""), "{body}");
     assert!(took < Duration::from_millis(1500), "took {took:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_machine_that_accepts_nothing_gets_504_within_the_connect_timeout() {
+    // A "node" whose accept queue is full: further connections are never accepted, as
+    // with a machine that is down behind a firewall that drops packets.
+    let node_ip = ip("127.30.6.1");
+    let port = port_free_on(&[node_ip]);
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket
+        .bind(std::net::SocketAddr::new(node_ip, port))
+        .unwrap();
+    let _listener = socket.listen(0).unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..8 {
+        let addr = std::net::SocketAddr::new(node_ip, port);
+        match tokio::time::timeout(Duration::from_millis(300), TcpStream::connect(addr)).await {
+            Ok(Ok(s)) => fillers.push(s),
+            _ => break, // the queue is full
+        }
+    }
+    let dns = Dns::start(&[("m9", node_ip)], &[], 1);
+    let edge = edge(&dns, port, &[]); // connect timeout 1000 ms
+    let started = Instant::now();
+    let (status, _, body) = get(
+        &edge,
+        &[
+            host(format!("3000--m9.{EDGE_DOMAIN}")),
+            "Accept: application/json".into(),
+        ],
+    );
+    let took = started.elapsed();
+    assert_eq!(status, 504, "{body}");
+    assert!(body.contains("\"code\":\"machine_unreachable\""), "{body}");
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_millis(2500),
+        "took {took:?}"
+    );
+    // CONNECT gets the same answer in the same time.
+    let started = Instant::now();
+    let mut s = TcpStream::connect(edge.addr).await.unwrap();
+    let head =
+        "CONNECT x:1 HTTP/1.1\r\nX-Cmux-Machine-Internal: m9\r\nX-Cmux-Port-Internal: 1\r\n\r\n";
+    s.write_all(head.as_bytes()).await.unwrap();
+    let answer = String::from_utf8_lossy(&read_until_close(&mut s).await).to_string();
+    assert!(answer.starts_with("HTTP/1.1 504 "), "{answer}");
+    assert!(started.elapsed() < Duration::from_millis(2500));
+}
