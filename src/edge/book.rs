@@ -17,6 +17,15 @@ struct Seen {
     at: SystemTime,
 }
 
+/// Whether two answers say the same, whatever their expiry: `since` is when the answer
+/// last changed, not when it was last refreshed.
+fn same_answer(a: &Result<Found, NotFound>, b: &Result<Found, NotFound>) -> bool {
+    match (a, b) {
+        (Ok(a), Ok(b)) => a.addr == b.addr && a.all == b.all && a.source == b.source,
+        (a, b) => a == b,
+    }
+}
+
 /// The last answer per machine.
 #[derive(Default)]
 pub struct MachineBook {
@@ -28,10 +37,10 @@ impl MachineBook {
     pub fn note(&self, machine: &str, answer: &Result<Found, NotFound>) {
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(last) = seen.get_mut(machine) {
-            if last.answer != *answer {
-                last.answer = answer.clone();
+            if !same_answer(&last.answer, answer) {
                 last.at = SystemTime::now();
             }
+            last.answer = answer.clone();
             return;
         }
         if seen.len() < MAX_MACHINES {

@@ -1,17 +1,19 @@
 //! Where does a request go when this proxy is an edge (`mode: edge`)? To the cmux-proxy
 //! of the machine that holds the workspace, found through DNS. The request names the
 //! machine ([`address`]); DNS says where its proxy listens ([`discovery`]), and the last
-//! answers are shown on the admin listener ([`book`]). The HTTP hooks and the CONNECT
+//! answers are shown on the admin listener ([`book`]); [`node_for`] puts both together. The HTTP hooks and the CONNECT
 //! tunnel call in here; the node proxy does the rest, as for any client.
 
 pub mod address;
 pub mod book;
 pub mod discovery;
+mod node;
 pub mod settings;
 
 pub use address::{hop, AddressError, Hop, MACHINE};
 pub use book::MachineBook;
 pub use discovery::{Discovery, Found, NotFound};
+pub use node::node_for;
 pub use settings::EdgeSettings;
 
 use http::HeaderValue;

@@ -6,8 +6,8 @@ use super::failure::connect_error_kind;
 use super::peer::refuse;
 use crate::access::TOKEN_HEADER;
 use crate::app::ProxyState;
-use crate::edge::{Edge, Hop, NotFound, MACHINE};
-use crate::error::{ProxyError, ProxyErrorKind};
+use crate::edge::{node_for, Edge, Hop, MACHINE};
+use crate::error::ProxyErrorKind;
 use crate::routing::Target;
 use http::HeaderValue;
 use pingora::http::RequestHeader;
@@ -27,7 +27,7 @@ pub async fn first_attempt(
         Ok(hop) => hop,
         Err(e) => return refuse(ctx, e.into()),
     };
-    let located = locate(state, edge, &hop, &req.headers).await;
+    let located = node_for(edge, &state.router.loops, &hop, &req.headers).await;
     // Kept before anything can fail, so that the access log names the machine.
     ctx.hop = Some(Box::new(hop));
     let node = match located {
@@ -39,41 +39,6 @@ pub async fn first_attempt(
     ctx.wait_budget = Duration::ZERO;
     ctx.wait_started = Some(Instant::now());
     Ok(addr)
-}
-
-/// The node of `hop`'s machine, as a target; the error to answer when there is none,
-/// or when it would be this proxy again.
-pub async fn locate(
-    state: &ProxyState,
-    edge: &Edge,
-    hop: &Hop,
-    headers: &http::HeaderMap,
-) -> std::result::Result<Target, ProxyError> {
-    let machine = hop.machine.clone();
-    let addr = match edge.locate(&hop.machine).await {
-        Ok(found) => found.addr,
-        Err(NotFound::Unknown(name)) => {
-            let kind = ProxyErrorKind::MachineUnknown { machine, name };
-            return Err(ProxyError::without_target(kind));
-        }
-        Err(NotFound::LookupFailed(why)) => {
-            let kind = ProxyErrorKind::DnsFailed { machine, why };
-            return Err(ProxyError::without_target(kind));
-        }
-    };
-    let target = Target {
-        addr,
-        workspace: hop.workspace.clone(),
-    };
-    let loops = &state.router.loops;
-    let via = headers
-        .get_all(http::header::VIA)
-        .iter()
-        .filter_map(|v| v.to_str().ok());
-    if loops.seen_in(via) || loops.is_own_listener(addr) {
-        return Err(ProxyError::new(ProxyErrorKind::LoopDetected, &target));
-    }
-    Ok(target)
 }
 
 /// What the node is told: the machine header goes, the port and workspace headers (and
@@ -111,6 +76,7 @@ pub fn unreachable(e: &Error, hop: &Hop, node: Option<&Target>) -> Option<ProxyE
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ProxyError;
     use pingora::ErrorType;
 
     #[test]

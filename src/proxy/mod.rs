@@ -18,6 +18,5 @@ mod redirects;
 mod respond;
 
 pub use ctx::RequestCtx;
-pub use edge_hop::locate as locate_node;
 pub use hooks::CmuxProxy;
 pub use peer::BODY_READ_TIMEOUT;

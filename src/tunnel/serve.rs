@@ -12,12 +12,11 @@ use super::relay::{relay, TunnelStats};
 use super::request::{self, ConnectRequest};
 use super::upstream::{connect_waiting, NotConnected};
 use crate::app::ProxyState;
-use crate::edge::Edge;
+use crate::edge::{node_for, Edge};
 use crate::error::reply::{answer_and_close, reject, write_all_flush};
 use crate::error::wire::raw_response;
 use crate::error::{BodyFormat, ProxyError, ProxyErrorKind};
 use crate::observe::{peer_addr, EndReason, Entry, RequestKind};
-use crate::proxy::locate_node as locate;
 use crate::routing::Target;
 use pingora::protocols::Stream;
 use std::net::IpAddr;
@@ -190,7 +189,7 @@ async fn through_edge(
         outcome.machine = Some(hop.machine.clone());
         outcome
     };
-    let node = match locate(state, edge, &hop, &request.headers).await {
+    let node = match node_for(edge, &state.router.loops, &hop, &request.headers).await {
         Ok(node) => node,
         Err(err) => return Err(with_machine(answer(client, err, request.format).await)),
     };
