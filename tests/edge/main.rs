@@ -425,3 +425,43 @@ async fn a_machine_that_accepts_nothing_gets_504_within_the_connect_timeout() {
     assert!(answer.starts_with("HTTP/1.1 504 "), "{answer}");
     assert!(started.elapsed() < Duration::from_millis(2500));
 }
+
+#[test]
+fn edge_settings_are_checked_at_start_up() {
+    let run = |args: &[&str]| {
+        std::process::Command::new(PROXY_BIN)
+            .args(["-t", "--listen", "127.0.0.1:1", "--admin-listen", "off"])
+            .args(args)
+            .env_remove("CMUX_MODE")
+            .output()
+            .unwrap()
+    };
+    let ok = run(&["--mode", "edge", "--machine-dns-suffix", "machines.test"]);
+    assert_eq!(ok.status.code(), Some(0));
+    let out = String::from_utf8_lossy(&ok.stdout);
+    assert!(
+        out.contains("edge for machines under machines.test"),
+        "{out}"
+    );
+    for (args, says) in [
+        (&["--mode", "edge"][..], "needs machine_dns_suffix"),
+        (&["--mode", "hub"][..], "invalid mode \"hub\""),
+        (&["--machine-dns-suffix", "m.test"][..], "mode: edge only"),
+        (
+            &[
+                "--mode",
+                "edge",
+                "--machine-dns-suffix",
+                "m.test",
+                "--dns-servers",
+                "x",
+            ][..],
+            "invalid DNS server \"x\"",
+        ),
+    ] {
+        let bad = run(args);
+        let err = String::from_utf8_lossy(&bad.stderr);
+        assert_eq!(bad.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+}
