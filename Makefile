@@ -42,7 +42,7 @@ TEST_BIN := target/release-tests/cmux-proxy
 
 test: test-deps unit shim e2e browser test-install
 
-unit: deps
+unit: test-deps
 	$(CARGO) test --profile release-tests --workspace
 
 shim: shim-lib

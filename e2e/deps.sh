@@ -12,6 +12,9 @@ declare -A want=(
   [gcc]=gcc
   [make]=make
   [python3]=python3
+  # The DNS server of the edge-mode tests (tests/edge): dnsmasq-base is the binary
+  # alone, without the system service that would take port 53.
+  [dnsmasq]=dnsmasq-base
 )
 
 missing=()

@@ -540,6 +540,87 @@ def check_plain_h2c(proxy):
         srv.wait(5)
 
 
+# ---- through an edge (issue 19) -------------------------------------------------------
+
+EDGE_SUFFIX = "machines.test"
+EDGE_DOMAIN = "edge.test"
+
+
+class Dns:
+    """dnsmasq on loopback answering only its own records (never forwarding): machine m1
+    is the node proxy, by an SRV record that names its port."""
+
+    def __init__(self, node_port):
+        binary = "/usr/sbin/dnsmasq" if os.path.exists("/usr/sbin/dnsmasq") else "dnsmasq"
+        self.dir = tempfile.TemporaryDirectory(prefix="cmux-grpc-dns-")
+        hosts = os.path.join(self.dir.name, "hosts")
+        with open(hosts, "w") as f:
+            f.write(f"127.0.0.1 m1.{EDGE_SUFFIX}\n")
+        for _ in range(5):
+            self.port = free_port()
+            self.proc = subprocess.Popen(
+                [binary, "--keep-in-foreground", "--no-resolv", "--no-hosts", "--no-poll",
+                 "--conf-file=/dev/null", "--listen-address=127.0.0.1", "--bind-interfaces",
+                 "--user=root", f"--port={self.port}", f"--local=/{EDGE_SUFFIX}/",
+                 f"--addn-hosts={hosts}", "--local-ttl=30",
+                 f"--pid-file={os.path.join(self.dir.name, 'pid')}",
+                 f"--srv-host=_cmux._tcp.m1.{EDGE_SUFFIX},m1.{EDGE_SUFFIX},{node_port}"],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(0.3)
+            if self.proc.poll() is None:
+                return
+        raise SystemExit("dnsmasq did not start")
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait(5)
+        self.dir.cleanup()
+
+
+def check_through_edge(node, port):
+    """gRPC through an edge and a node: the edge finds the node through DNS and speaks h2c
+    to it; every RPC kind, by headers and by the edge's Host form; an unknown machine is
+    a gRPC status."""
+    dns = Dns(node.port)
+    edge = Proxy("--mode", "edge", "--machine-dns-suffix", EDGE_SUFFIX,
+                 "--edge-domain", EDGE_DOMAIN, "--dns-servers", f"127.0.0.1:{dns.port}")
+    try:
+        ws = "workspace-7"
+        ways = [
+            ("headers", channel(edge), route(port, ws, ("x-cmux-machine-internal", "m1"))),
+            ("Host", channel(edge, f"{ws}-{port}--m1.{EDGE_DOMAIN}:{edge.port}"), []),
+        ]
+        for how, ch, md in ways:
+            s = stubs(ch)
+            resp, call = s["unary"].with_call(b"hi", metadata=md, timeout=10)
+            expect(f"edge: unary by {how}", resp, ws.encode() + b":hi")
+            trailers = dict(call.trailing_metadata())
+            expect(f"edge: unary by {how}: trailing metadata passes",
+                   trailers.get("x-trailer"), "t1")
+            got = [m for m in s["server_stream"](b"3", metadata=md, timeout=10)]
+            expect(f"edge: server streaming by {how}", got,
+                   [f"{ws}:{i}".encode() for i in range(3)])
+            got = s["client_stream"](iter([b"a", b"b"]), metadata=md, timeout=10)
+            expect(f"edge: client streaming by {how}", got, ws.encode() + b":a|b")
+            got = [m for m in s["bidi"](iter([b"x", b"y"]), metadata=md, timeout=10)]
+            expect(f"edge: bidi streaming by {how}", got,
+                   [ws.encode() + b":" + c for c in (b"X", b"Y")])
+            ch.close()
+        ch = channel(edge)
+        md = route(port, ws, ("x-cmux-machine-internal", "nosuch"))
+        err = rpc_error(lambda: stubs(ch)["unary"](b"x", metadata=md, timeout=10))
+        got = None
+        if err is not None:
+            trailers = dict(err.trailing_metadata() or ())
+            got = (err.code(), trailers.get("x-cmux-error"))
+        expect("edge: an unknown machine is UNAVAILABLE machine_unknown", got,
+               (grpc.StatusCode.UNAVAILABLE, "machine_unknown"))
+        ch.close()
+    finally:
+        edge.stop()
+        dns.stop()
+
+
 def main():
     if not os.access(PROXY_BIN, os.X_OK):
         raise SystemExit(f"no proxy binary at {PROXY_BIN}")
@@ -557,6 +638,7 @@ def main():
         check_errors(proxy, slow)
         check_tokens(port)
         check_plain_h2c(proxy)
+        check_through_edge(proxy, port)
         alive = proxy.proc.poll() is None
         check("the proxy is still running", alive)
     finally:

@@ -10,6 +10,7 @@
 //! | [`app`] | how is the server put together: flags, conf, shared state, services, signals? |
 //! | [`front`] | what arrives on the listener, and where does it go? |
 //! | [`routing`] | where does a request go? (headers in, target out; no I/O) |
+//! | [`edge`] | in edge mode, which machine holds it, and where is that machine's proxy (DNS)? |
 //! | [`proxy`] | how are HTTP/1.1, HTTP/2 and WebSocket proxied (pingora's `ProxyHttp` hooks)? |
 //! | [`tunnel`] | how are CONNECT tunnels made and relayed? |
 //! | [`error`] | what does a client get when something fails? |
@@ -21,7 +22,7 @@
 //! ```text
 //! accept (pingora Service, one per listen address)
 //!  └─ front::FrontDoor::process_new       read the head: bounded in size and time
-//!      ├─ "CONNECT ..."  ─> tunnel::serve
+//!      ├─ "CONNECT ..."  ─> tunnel::serve (on an edge: CONNECT to the machine's node)
 //!      │     request::parse ─> routing::Router::route ─> upstream::connect_waiting
 //!      │     ─> "200 Connection Established" ─> relay (splice both ways) ─> observe
 //!      ├─ h2c preface (first bytes) ─> front::h2c::serve: pingora's HTTP/2 server,
@@ -30,7 +31,9 @@
 //!      └─ anything else ─> pingora's HTTP proxy, with proxy::CmuxProxy's hooks:
 //!           upstream_peer            routing::Router::route, the host override and
 //!                                    HTTP/1.1 or h2c to the target (first attempt), or
-//!                                    pause before retrying a refused target
+//!                                    pause before retrying a refused target; on an
+//!                                    edge: edge::hop (machine, port, workspace) and
+//!                                    edge::Edge::locate (DNS)
 //!           fail_to_connect          count it; retry a refusal within the wait budget
 //!           upstream_request_filter  drop routing headers; X-Forwarded-*, Via; the
 //!                                    host override (Host, same-origin Origin/Referer)
@@ -45,6 +48,7 @@
 
 pub mod access;
 pub mod app;
+pub mod edge;
 pub mod error;
 pub mod front;
 pub mod host;

@@ -20,8 +20,12 @@ fn report_valid(loaded: &app::Loaded) -> ! {
         .iter()
         .map(|a| a.to_string())
         .collect();
+    let mode = match &loaded.settings.edge {
+        Some(edge) => format!(", edge for machines under {}", edge.machine_dns_suffix),
+        None => String::new(),
+    };
     println!(
-        "cmux-proxy: configuration OK (listen {})",
+        "cmux-proxy: configuration OK (listen {}{mode})",
         listen.join(", ")
     );
     exit(0)
@@ -61,11 +65,22 @@ fn main() {
         Ok(None) => {}
         Err(e) => log::warn!("could not raise the open-file limit: {e}"),
     }
-    log::info!(
-        "listening on {:?}, default upstream host {}",
-        loaded.settings.listen,
-        loaded.settings.upstream_host_name
-    );
+    match &loaded.settings.edge {
+        Some(edge) => log::info!(
+            "listening on {:?} as an edge: machine M is M.{} (DNS: {})",
+            loaded.settings.listen,
+            edge.machine_dns_suffix,
+            match edge.dns_servers.is_empty() {
+                true => "the system's resolver".to_string(),
+                false => format!("{:?}", edge.dns_servers),
+            }
+        ),
+        None => log::info!(
+            "listening on {:?}, default upstream host {}",
+            loaded.settings.listen,
+            loaded.settings.upstream_host_name
+        ),
+    }
     match server::build(&cli, loaded) {
         Ok(server) => signals::run(server),
         Err(e) => {

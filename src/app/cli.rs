@@ -56,6 +56,27 @@ pub struct Cli {
     #[arg(long, env = "CMUX_TRUSTED_CLIENTS", value_delimiter = ',')]
     pub trusted_clients: Vec<String>,
 
+    /// "node" (serve this machine's workspaces) or "edge" (forward each request to the
+    /// cmux-proxy of the machine that holds the workspace) [default: node]
+    #[arg(long, env = "CMUX_MODE")]
+    pub mode: Option<String>,
+
+    /// Edge mode: the domain of `<workspace>-<port>--<machine>.<domain>` hosts
+    #[arg(long, env = "CMUX_EDGE_DOMAIN")]
+    pub edge_domain: Option<String>,
+
+    /// Edge mode: machine M is looked up in DNS as M.<suffix>
+    #[arg(long, env = "CMUX_MACHINE_DNS_SUFFIX")]
+    pub machine_dns_suffix: Option<String>,
+
+    /// Edge mode: DNS servers, IP:PORT, comma-separated [default: the system's]
+    #[arg(long, env = "CMUX_DNS_SERVERS", value_delimiter = ',')]
+    pub dns_servers: Vec<String>,
+
+    /// Edge mode: the token sent to node proxies (X-Cmux-Token) [default: none]
+    #[arg(long, env = "CMUX_NODE_TOKEN", hide_env_values = true)]
+    pub node_token: Option<String>,
+
     /// The YAML conf file: pingora's server keys (threads, pid_file, error_log, ...) and
     /// this proxy's `cmux_proxy:` section
     #[arg(short = 'c', long = "conf")]

@@ -38,6 +38,16 @@ pub struct ConfSection {
     pub host_override: Option<String>,
     pub rewrite_loopback_redirects: Option<bool>,
     pub h2c_ports: Option<Vec<String>>,
+    /// `node` (the default) or `edge`; the other keys below are edge mode's.
+    pub mode: Option<String>,
+    pub edge_domain: Option<String>,
+    pub machine_dns_suffix: Option<String>,
+    pub machine_port: Option<u16>,
+    pub dns_servers: Option<Vec<String>>,
+    pub dns_min_ttl_ms: Option<u64>,
+    pub dns_max_ttl_ms: Option<u64>,
+    pub dns_negative_ttl_ms: Option<u64>,
+    pub node_token: Option<String>,
 }
 
 /// The whole YAML file as far as we read it: only our section.

@@ -4,6 +4,7 @@
 
 use super::cli::Cli;
 use super::conf::ConfSection;
+use super::mode::edge_settings;
 use super::settings::*;
 use crate::access::{parse_list, Cidr};
 use crate::observe::access_log::LogTarget;
@@ -27,6 +28,7 @@ fn required_ms(name: &str, ms: u64) -> Result<Duration, ConfigError> {
 /// Merges flag/env values (already combined by clap) with the conf section and defaults.
 pub fn merge(cli: &Cli, section: ConfSection) -> Result<Settings, ConfigError> {
     let access = access_settings(cli, &section)?;
+    let edge = edge_settings(cli, &section)?;
     let listen = listen_addresses(cli, section.listen)?;
     let upstream_host_name = cli
         .upstream_host
@@ -77,6 +79,7 @@ pub fn merge(cli: &Cli, section: ConfSection) -> Result<Settings, ConfigError> {
         host_override: host_override_default(host_override)?,
         rewrite_loopback_redirects: section.rewrite_loopback_redirects.unwrap_or(true),
         h2c_ports: port_ranges("h2c_ports", &section.h2c_ports)?,
+        edge,
     })
 }
 

@@ -10,6 +10,7 @@ pub mod conf;
 pub mod limits;
 pub mod load;
 pub mod merge;
+pub mod mode;
 pub mod server;
 pub mod settings;
 pub mod signals;

@@ -69,6 +69,7 @@ pub fn build(cli: &Cli, loaded: Loaded) -> Result<Server, String> {
             metrics: state.recorder.metrics.clone(),
             tunnels: state.tunnels.clone(),
             draining: draining.clone(),
+            machines: state.edge.as_ref().map(|e| e.book.clone()),
         };
         let mut admin_service = Service::new("cmux-proxy admin".into(), HttpServer::new_app(app));
         admin_service.add_tcp(&admin.to_string());

@@ -2,6 +2,7 @@
 //! defaults themselves.
 
 use crate::access::Cidr;
+use crate::edge::EdgeSettings;
 use crate::observe::access_log::LogTarget;
 use crate::observe::log_line::LogFormat;
 use crate::routing::HostOverrideDefault;
@@ -84,6 +85,8 @@ pub struct Settings {
     pub rewrite_loopback_redirects: bool,
     /// Target ports spoken to in h2c (HTTP/2 in plaintext) rather than HTTP/1.1.
     pub h2c_ports: Vec<PortRange>,
+    /// Edge mode's settings; `None` in node mode.
+    pub edge: Option<EdgeSettings>,
 }
 
 /// The access policy's settings; every part is off by default.

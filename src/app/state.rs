@@ -2,6 +2,7 @@
 
 use super::settings::{AccessSettings, Settings};
 use crate::access::{Access, ConnectionLimits, Tokens};
+use crate::edge::Edge;
 use crate::host::sys;
 use crate::observe::access_log::AccessLog;
 use crate::observe::{Metrics, Recorder};
@@ -30,6 +31,8 @@ pub struct ProxyState {
     pub tunnels: Arc<Tunnels>,
     pub recorder: Recorder,
     pub access: Access,
+    /// Edge mode's state; `None` on a node.
+    pub edge: Option<Arc<Edge>>,
 }
 
 /// Without `max_connections`: a quarter of the open-file limit (a CONNECT tunnel holds
@@ -61,7 +64,15 @@ impl ProxyState {
     /// Builds the state; it fails on an access log that cannot be opened or a token
     /// file that cannot be read.
     pub fn new(settings: &Settings) -> Result<Self, String> {
-        let metrics = Arc::new(Metrics::new(settings.metrics_per_target));
+        let metrics = Metrics::new(settings.metrics_per_target);
+        let metrics = Arc::new(match settings.edge {
+            Some(_) => metrics.with_machines(),
+            None => metrics,
+        });
+        let edge = match &settings.edge {
+            Some(edge) => Some(Arc::new(Edge::new(edge.clone(), settings.connect_timeout)?)),
+            None => None,
+        };
         let access_log = AccessLog::open(
             settings.access_log.clone(),
             settings.access_log_format,
@@ -93,6 +104,7 @@ impl ProxyState {
             rewrite_loopback_redirects: settings.rewrite_loopback_redirects,
             h2c_ports: settings.h2c_ports.clone(),
             tunnels: Arc::new(Tunnels::default()),
+            edge,
             recorder: Recorder {
                 metrics,
                 access_log,

@@ -70,6 +70,9 @@ fn json(err: &ProxyError, row: &Row) -> String {
         "message": row.message,
         "hint": row.hint,
     });
+    if let Some(machine) = err.kind.machine() {
+        body["machine"] = machine.into();
+    }
     if let Some(t) = &err.target {
         body["target"] = t.addr.to_string().into();
         if let Some(ws) = &t.workspace {

@@ -55,10 +55,19 @@ pub fn code_for(kind: &Kind) -> Code {
         | Kind::NotHttp(_)
         | Kind::BadBody(_)
         | Kind::BadTarget(_)
-        | Kind::HeadTooLarge(_) => Code::InvalidArgument,
+        | Kind::HeadTooLarge(_)
+        | Kind::MissingMachine
+        | Kind::BadMachine(_) => Code::InvalidArgument,
         // The target is down or restarting, or broke the exchange: worth a retry.
         Kind::PortClosed(_) | Kind::UpstreamClosed | Kind::ConnectFailed(_) => Code::Unavailable,
         Kind::Overloaded(_) => Code::Unavailable,
+        // Edge mode: no such machine (NOT_FOUND would say the method is unknown, so the
+        // machine's absence is UNAVAILABLE like a closed port); DNS or the node is down.
+        Kind::MachineUnknown { .. } | Kind::DnsFailed { .. } => Code::Unavailable,
+        Kind::MachineUnreachable {
+            timed_out: true, ..
+        } => Code::DeadlineExceeded,
+        Kind::MachineUnreachable { .. } => Code::Unavailable,
         Kind::ConnectTimeout | Kind::ReadTimeout(_) | Kind::HeadTimeout | Kind::BodyTimeout(_) => {
             Code::DeadlineExceeded
         }

@@ -14,6 +14,7 @@ pub mod wire;
 pub use body::BodyFormat;
 pub use table::Row;
 
+use crate::edge::AddressError;
 use crate::host::RefusalExplanation;
 use crate::observe::ConnectFailure;
 use crate::routing::{Refused, RouteError, Target};
@@ -67,6 +68,33 @@ pub enum ProxyErrorKind {
     TargetForbidden(String),
     /// A connection limit is reached (503), saying which.
     Overloaded(String),
+    /// Edge mode: the request names no machine (400).
+    MissingMachine,
+    /// Edge mode: the machine name is not one DNS label (400); the name as sent.
+    BadMachine(String),
+    /// Edge mode: DNS has no record for the machine (502); the name asked.
+    MachineUnknown { machine: String, name: String },
+    /// Edge mode: DNS gave no answer (502), saying why.
+    DnsFailed { machine: String, why: String },
+    /// Edge mode: the machine's proxy refused the connection (502) or did not accept it
+    /// within the connect timeout (504).
+    MachineUnreachable {
+        machine: String,
+        node: std::net::SocketAddr,
+        timed_out: bool,
+    },
+}
+
+impl ProxyErrorKind {
+    /// The machine an edge error is about.
+    pub fn machine(&self) -> Option<&str> {
+        match self {
+            ProxyErrorKind::MachineUnknown { machine, .. }
+            | ProxyErrorKind::DnsFailed { machine, .. }
+            | ProxyErrorKind::MachineUnreachable { machine, .. } => Some(machine),
+            _ => None,
+        }
+    }
 }
 
 /// An error response: its kind and the target it was aimed at, when known.
@@ -94,12 +122,26 @@ impl From<Refused> for ProxyError {
     }
 }
 
+impl From<AddressError> for ProxyError {
+    fn from(e: AddressError) -> Self {
+        ProxyError::without_target(match e {
+            AddressError::MissingMachine => ProxyErrorKind::MissingMachine,
+            AddressError::BadMachine(name) => ProxyErrorKind::BadMachine(name),
+            AddressError::Route(e) => ProxyErrorKind::Route(e),
+        })
+    }
+}
+
 impl From<&ProxyErrorKind> for ConnectFailure {
     /// How a failure to connect counts in the metrics, for HTTP and CONNECT alike.
     fn from(kind: &ProxyErrorKind) -> Self {
         match kind {
             ProxyErrorKind::PortClosed(_) => ConnectFailure::Refused,
             ProxyErrorKind::ConnectTimeout => ConnectFailure::Timeout,
+            ProxyErrorKind::MachineUnreachable { timed_out, .. } => match timed_out {
+                true => ConnectFailure::Timeout,
+                false => ConnectFailure::Refused,
+            },
             _ => ConnectFailure::Other,
         }
     }

@@ -2,6 +2,7 @@
 //! place, so that a new kind is one new row.
 
 use super::ProxyErrorKind as Kind;
+use crate::edge::address::MACHINE_DISPLAY;
 use crate::host::START_OR_WAIT;
 use crate::routing::headers::HOST_OVERRIDE_DISPLAY;
 use crate::routing::Target;
@@ -84,6 +85,11 @@ pub fn row_for(kind: &Kind, target: Option<&Target>) -> Row {
         Kind::Unauthorized { .. } | Kind::TargetForbidden(_) | Kind::Overloaded(_) => {
             policy_row(kind)
         }
+        Kind::MissingMachine
+        | Kind::BadMachine(_)
+        | Kind::MachineUnknown { .. }
+        | Kind::DnsFailed { .. }
+        | Kind::MachineUnreachable { .. } => edge_row(kind),
     }
 }
 
@@ -229,6 +235,58 @@ fn policy_row(kind: &Kind) -> Row {
                 format!("too many connections: {why}"),
             ),
             &[("Retry-After", "1")],
+        ),
+        _ => misfiled(kind),
+    }
+}
+
+/// Edge mode's rows: a request that names no usable machine, a machine DNS does not
+/// know, and a machine whose proxy cannot be reached.
+fn edge_row(kind: &Kind) -> Row {
+    match kind {
+        Kind::MissingMachine => row(
+            400,
+            "missing_machine",
+            format!("send {MACHINE_DISPLAY}: <machine>, or use a <workspace>-<port>--<machine>.<edge domain> host"),
+            "no machine named: this proxy is an edge and forwards to the machine that holds the workspace".into(),
+        ),
+        Kind::BadMachine(name) => row(
+            400,
+            "bad_machine",
+            "a machine name is one DNS label: letters, digits and '-', at most 63, not starting or ending with '-'",
+            format!("invalid machine name {name:?}"),
+        ),
+        Kind::MachineUnknown { machine, name } => row(
+            502,
+            "machine_unknown",
+            "check the machine name; a machine that was just added is found once DNS has its record",
+            format!("unknown machine {machine:?}: DNS has no record for {name}"),
+        ),
+        Kind::DnsFailed { machine, why } => row(
+            502,
+            "dns_failed",
+            "the edge's DNS servers did not answer: retry, or ask the operator to check dns_servers",
+            format!("cannot look up machine {machine:?}: {why}"),
+        ),
+        Kind::MachineUnreachable {
+            machine,
+            node,
+            timed_out: false,
+        } => row(
+            502,
+            "machine_unreachable",
+            "the machine's cmux-proxy is not running or the machine is down: retry later",
+            format!("machine {machine:?} is unreachable: {node} refused the connection"),
+        ),
+        Kind::MachineUnreachable {
+            machine,
+            node,
+            timed_out: true,
+        } => row(
+            504,
+            "machine_unreachable",
+            "the machine did not answer in time: it may be down or overloaded; retry later",
+            format!("machine {machine:?} is unreachable: connecting to {node} timed out"),
         ),
         _ => misfiled(kind),
     }

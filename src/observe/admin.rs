@@ -5,6 +5,7 @@
 use super::kinds::RequestKind;
 use super::metrics::Metrics;
 use super::ports;
+use crate::edge::MachineBook;
 use crate::tunnel::Tunnels;
 use async_trait::async_trait;
 use http::Response;
@@ -23,6 +24,8 @@ pub struct AdminApp {
     pub tunnels: Arc<Tunnels>,
     /// Set once shutdown (or an upgrade hand-over) has begun.
     pub draining: Arc<AtomicBool>,
+    /// Edge mode: the machines DNS was asked about (`GET /machines`).
+    pub machines: Option<Arc<MachineBook>>,
 }
 
 fn respond(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> Response<Vec<u8>> {
@@ -73,6 +76,14 @@ impl ServeHttp for AdminApp {
             "/metrics" => self.metrics(),
             "/version" => respond(200, TEXT, format!("cmux-proxy {VERSION}\n")),
             "/ports" => json_response(ports::all_workspaces()),
+            "/machines" => match &self.machines {
+                Some(book) => json_response((200, book.to_json())),
+                None => respond(
+                    404,
+                    TEXT,
+                    "not an edge: /machines is served in mode: edge\n",
+                ),
+            },
             path => match ports::workspace_from_path(path) {
                 Some(name) => json_response(ports::one_workspace(name)),
                 None => respond(404, TEXT, "not found\n"),

@@ -13,6 +13,8 @@ pub struct Entry<'a> {
     pub method: &'a str,
     pub path: &'a str,
     pub workspace: Option<&'a str>,
+    /// Edge mode: the machine the request was sent to.
+    pub machine: Option<&'a str>,
     pub target: Option<SocketAddr>,
     pub kind: RequestKind,
     /// 0 when no response was sent.
@@ -38,6 +40,7 @@ impl<'a> Entry<'a> {
             method: "-",
             path: "-",
             workspace: target.and_then(|t| t.workspace.as_deref()),
+            machine: None,
             target: target.map(|t| t.addr),
             kind,
             status: 0,

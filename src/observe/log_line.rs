@@ -34,7 +34,8 @@ pub fn format_line(format: LogFormat, keep_query: bool, e: &Entry<'_>) -> String
     let millis = e.duration.as_secs_f64() * 1000.0;
     let end = e.end.map(|r| r.as_str());
     match format {
-        LogFormat::Json => serde_json::json!({
+        LogFormat::Json => {
+            let mut line = serde_json::json!({
             "time": time,
             "client": e.client.map(|c| c.to_string()),
             "method": e.method,
@@ -47,12 +48,16 @@ pub fn format_line(format: LogFormat, keep_query: bool, e: &Entry<'_>) -> String
             "bytes_out": e.bytes_out,
             "duration_ms": (millis * 1000.0).round() / 1000.0,
             "error": end,
-        })
-        .to_string(),
+            });
+            if let Some(machine) = e.machine {
+                line["machine"] = machine.into();
+            }
+            line.to_string()
+        }
         LogFormat::Text => {
             let dash = |s: Option<String>| s.unwrap_or_else(|| "-".into());
             format!(
-                "{time} {} \"{} {}\" {} {} {} {} in={} out={} {:.3}ms{}",
+                "{time} {} \"{} {}\" {} {} {} {} in={} out={} {:.3}ms{}{}",
                 dash(e.client.map(|c| c.to_string())),
                 e.method,
                 path.escape_debug(),
@@ -64,6 +69,9 @@ pub fn format_line(format: LogFormat, keep_query: bool, e: &Entry<'_>) -> String
                 e.bytes_out,
                 millis,
                 end.map(|c| format!(" error={c}")).unwrap_or_default(),
+                e.machine
+                    .map(|m| format!(" machine={m}"))
+                    .unwrap_or_default(),
             )
         }
     }
@@ -81,6 +89,7 @@ mod tests {
             method: "GET",
             path: "/a?token=secret",
             workspace: Some("workspace-7"),
+            machine: None,
             target: Some("127.18.0.7:3000".parse().unwrap()),
             kind: RequestKind::Http,
             status: 200,

@@ -6,6 +6,7 @@
 
 use super::entry::Entry;
 use super::kinds::RequestKind;
+use super::machines::PerMachine;
 use prometheus::core::Collector;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
@@ -74,6 +75,7 @@ pub struct Metrics {
     pub access_log_dropped: IntCounter,
     refusals: IntCounterVec,
     per_target: Option<PerTarget>,
+    per_machine: Option<PerMachine>,
 }
 
 /// The opt-in, capped per-target request counter.
@@ -210,8 +212,15 @@ impl Metrics {
                 ),
                 seen: Mutex::new(HashSet::new()),
             }),
+            per_machine: None,
             registry,
         }
+    }
+
+    /// Adds the per-machine counter (edge mode).
+    pub fn with_machines(mut self) -> Self {
+        self.per_machine = Some(PerMachine::new(&self.registry));
+        self
     }
 
     /// Records one finished request or tunnel.
@@ -230,6 +239,9 @@ impl Metrics {
             if REFUSALS.contains(&code) {
                 self.refusals.with_label_values(&[code]).inc();
             }
+        }
+        if let (Some(per), Some(machine)) = (&self.per_machine, e.machine) {
+            per.count(machine, CLASSES[class]);
         }
         if let (Some(per), Some(target)) = (&self.per_target, e.target) {
             per.count(e.workspace.unwrap_or(""), target.port());
@@ -279,6 +291,7 @@ mod tests {
             method: "GET",
             path: "/",
             workspace: Some("workspace-1"),
+            machine: None,
             target: Some(std::net::SocketAddr::new([127, 18, 0, 1].into(), port)),
             kind: RequestKind::Http,
             status: 200,

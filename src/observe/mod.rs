@@ -7,6 +7,7 @@ pub mod admin;
 mod entry;
 mod kinds;
 pub mod log_line;
+mod machines;
 pub mod metrics;
 mod ports;
 mod recorder;

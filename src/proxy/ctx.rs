@@ -1,5 +1,6 @@
 //! What the proxy keeps about one request between pingora's phases.
 
+use crate::edge::Hop;
 use crate::error::ProxyError;
 use crate::observe::EndReason;
 use crate::routing::{Target, UpstreamProtocol};
@@ -29,6 +30,9 @@ pub struct RequestCtx {
     pub host_override: Option<HeaderValue>,
     /// How the target is spoken to, chosen when the request was routed.
     pub upstream_protocol: UpstreamProtocol,
+    /// Edge mode: the machine and what its node is told (boxed: node mode pays one
+    /// pointer for it).
+    pub hop: Option<Box<Hop>>,
 }
 
 impl RequestCtx {
@@ -44,6 +48,7 @@ impl RequestCtx {
             tunnel: None,
             host_override: None,
             upstream_protocol: UpstreamProtocol::Http1,
+            hop: None,
         }
     }
 

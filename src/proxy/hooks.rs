@@ -3,7 +3,7 @@
 
 use super::ctx::RequestCtx;
 use super::forwarded::{self, ViaEntry};
-use super::{admission, authority, hop_by_hop, host_override, peer, redirects, respond};
+use super::{admission, authority, edge_hop, hop_by_hop, host_override, peer, redirects, respond};
 use crate::app::ProxyState;
 use crate::observe::{EndReason, Entry, RequestKind};
 use crate::routing::UPSTREAM_PROTOCOL;
@@ -49,12 +49,17 @@ impl ProxyHttp for CmuxProxy {
         session: &mut Session,
         ctx: &mut Self::CTX,
     ) -> Result<Box<HttpPeer>> {
-        let addr = match &ctx.target {
-            None => {
+        let addr = match (&ctx.target, &self.state.edge) {
+            (None, None) => {
                 let upgrade = session.is_upgrade_req();
                 peer::first_attempt(&self.state, session.req_header(), upgrade, ctx)?
             }
-            Some(target) => {
+            (None, Some(edge)) => {
+                let upgrade = session.is_upgrade_req();
+                let req = session.req_header();
+                edge_hop::first_attempt(&self.state, edge, req, upgrade, ctx).await?
+            }
+            (Some(target), _) => {
                 let addr = target.addr;
                 peer::pause_before_retry(session, ctx).await?;
                 addr
@@ -80,6 +85,11 @@ impl ProxyHttp for CmuxProxy {
             .map(|a| a.ip());
         let strip_cookie = self.state.access.tokens.required();
         forwarded::rewrite(upstream, client, &self.via, strip_cookie)?;
+        if let Some(hop) = &ctx.hop {
+            // The node reads X-Cmux-Upstream-Protocol itself: it passes on.
+            let token = self.state.edge.as_ref().and_then(|e| e.node_token.as_ref());
+            return edge_hop::tell_node(upstream, hop, token);
+        }
         if upstream.headers.contains_key(&UPSTREAM_PROTOCOL) {
             upstream.remove_header(&UPSTREAM_PROTOCOL);
         }
@@ -103,7 +113,7 @@ impl ProxyHttp for CmuxProxy {
             }
         } else {
             hop_by_hop::remove(response);
-            if let Some(target) = ctx.target.as_ref() {
+            if let (Some(target), None) = (ctx.target.as_ref(), &ctx.hop) {
                 if self.state.rewrite_loopback_redirects {
                     redirects::rewrite(response, session.req_header(), target)?;
                 }
@@ -164,6 +174,7 @@ impl ProxyHttp for CmuxProxy {
         entry.bytes_in = session.body_bytes_read() as u64;
         entry.bytes_out = session.body_bytes_sent() as u64;
         entry.end = ctx.end.or_else(|| e.map(|_| EndReason::ClientClosed));
+        entry.machine = ctx.hop.as_ref().map(|h| h.machine.as_str());
         self.state.recorder.record(&entry);
         ctx.tunnel.take();
     }

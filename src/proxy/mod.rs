@@ -8,6 +8,7 @@
 mod admission;
 mod authority;
 mod ctx;
+mod edge_hop;
 mod failure;
 mod forwarded;
 mod grpc_answer;

@@ -46,7 +46,7 @@ pub fn first_attempt(
 
 /// A request refused before connecting keeps its error in the context, for
 /// `fail_to_proxy` to answer.
-fn refuse(ctx: &mut RequestCtx, err: ProxyError) -> Result<SocketAddr> {
+pub(super) fn refuse(ctx: &mut RequestCtx, err: ProxyError) -> Result<SocketAddr> {
     let row = err.describe();
     ctx.early_error = Some(err);
     Error::e_explain(ErrorType::HTTPStatus(row.status), row.message)

@@ -1,6 +1,7 @@
 //! Answering a failed request with the contract's error response.
 
 use super::ctx::RequestCtx;
+use super::edge_hop;
 use super::failure::{classify, Failure};
 use super::grpc_answer;
 use super::peer::BODY_READ_TIMEOUT;
@@ -29,6 +30,13 @@ async fn error_for(
         return Ok(err);
     }
     let target = ctx.target.as_ref();
+    if let Some(kind) = ctx
+        .hop
+        .as_ref()
+        .and_then(|h| edge_hop::unreachable(e, h, target))
+    {
+        return Ok(ProxyError::without_target(kind));
+    }
     let upgraded = session.was_upgraded();
     let read_timeout = state.upstream_read_timeout;
     match classify(e, target, upgraded, read_timeout, BODY_READ_TIMEOUT).await {

@@ -4,6 +4,7 @@
 //! relays with `splice(2)`. [`Tunnels`] counts open tunnels, WebSockets included, and
 //! closes CONNECT tunnels at the shutdown deadline.
 
+mod edge;
 mod registry;
 mod relay;
 mod request;

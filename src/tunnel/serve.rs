@@ -7,10 +7,12 @@
 //! the HTTP path would give. Bytes the client sent right after the head go upstream
 //! before anything else.
 
+use super::edge::{self, NodeAnswer};
 use super::relay::{relay, TunnelStats};
-use super::request;
+use super::request::{self, ConnectRequest};
 use super::upstream::{connect_waiting, NotConnected};
 use crate::app::ProxyState;
+use crate::edge::{node_for, Edge};
 use crate::error::reply::{answer_and_close, reject, write_all_flush};
 use crate::error::wire::raw_response;
 use crate::error::{BodyFormat, ProxyError, ProxyErrorKind};
@@ -33,6 +35,17 @@ struct Outcome {
     status: u16,
     end: Option<EndReason>,
     stats: TunnelStats,
+    /// Edge mode: the machine the tunnel went to.
+    machine: Option<String>,
+}
+
+/// A tunnel ready to relay.
+struct Established {
+    target: Target,
+    upstream: TcpStream,
+    /// Client bytes to send upstream first.
+    early_data: Vec<u8>,
+    machine: Option<String>,
 }
 
 impl Outcome {
@@ -66,6 +79,7 @@ pub async fn serve(mut client: Stream, head: Vec<u8>, state: &ProxyState) {
     entry.bytes_in = outcome.stats.client_to_target;
     entry.bytes_out = outcome.stats.target_to_client;
     entry.end = outcome.end;
+    entry.machine = outcome.machine.as_deref();
     state.recorder.record(&entry);
 }
 
@@ -76,7 +90,12 @@ async fn tunnel(
     client_ip: Option<IpAddr>,
 ) -> Outcome {
     let established = establish(client, head, state, client_ip).await;
-    let (target, mut upstream, early_data) = match established {
+    let Established {
+        target,
+        mut upstream,
+        early_data,
+        machine,
+    } = match established {
         Ok(established) => established,
         Err(outcome) => return outcome,
     };
@@ -100,6 +119,7 @@ async fn tunnel(
         status: 200,
         end,
         stats,
+        machine,
     }
 }
 
@@ -110,7 +130,7 @@ async fn establish(
     head: &[u8],
     state: &ProxyState,
     client_ip: Option<IpAddr>,
-) -> Result<(Target, TcpStream, Vec<u8>), Outcome> {
+) -> Result<Established, Outcome> {
     let request = match request::parse(head) {
         Ok(r) => r,
         Err(why) => {
@@ -123,6 +143,9 @@ async fn establish(
     if access.token_required(client_ip) && !access.connect_token_ok(&request.headers) {
         let err = ProxyError::without_target(ProxyErrorKind::Unauthorized { proxy: true });
         return Err(answer(client, err, request.format).await);
+    }
+    if let Some(edge) = &state.edge {
+        return through_edge(client, request, edge, state).await;
     }
     let routed = match state.router.route(&request.headers, None) {
         Ok(routed) => routed,
@@ -142,7 +165,56 @@ async fn establish(
     if write_all_flush(client, ESTABLISHED).await.is_err() {
         return Err(Outcome::client_left(target));
     }
-    Ok((target, upstream, early_data))
+    Ok(Established {
+        target,
+        upstream,
+        early_data,
+        machine: None,
+    })
+}
+
+/// Edge mode: finds the machine's proxy and asks it for the tunnel; answers `200` only
+/// when the node did.
+async fn through_edge(
+    client: &mut Stream,
+    request: ConnectRequest,
+    edge: &Edge,
+    state: &ProxyState,
+) -> Result<Established, Outcome> {
+    let hop = match edge.hop(&request.headers) {
+        Ok(hop) => hop,
+        Err(e) => return Err(answer(client, e.into(), request.format).await),
+    };
+    let with_machine = |mut outcome: Outcome| {
+        outcome.machine = Some(hop.machine.clone());
+        outcome
+    };
+    let node = match node_for(edge, &state.router.loops, &hop, &request.headers).await {
+        Ok(node) => node,
+        Err(err) => return Err(with_machine(answer(client, err, request.format).await)),
+    };
+    let (upstream, from_node) = match edge::open(client, &request, &hop, &node, edge, state).await {
+        Ok(NodeAnswer::Open(upstream, from_node)) => (upstream, from_node),
+        Ok(NodeAnswer::Refused(status)) => {
+            return Err(with_machine(Outcome {
+                target: Some(node),
+                status,
+                ..Default::default()
+            }))
+        }
+        Err(err) => return Err(with_machine(answer(client, err, request.format).await)),
+    };
+    if write_all_flush(client, ESTABLISHED).await.is_err()
+        || write_all_flush(client, &from_node).await.is_err()
+    {
+        return Err(with_machine(Outcome::client_left(node)));
+    }
+    Ok(Established {
+        target: node,
+        upstream,
+        early_data: request.early_data,
+        machine: Some(hop.machine),
+    })
 }
 
 /// Answers `err` in the form the request asked for, and closes.

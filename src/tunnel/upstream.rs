@@ -78,7 +78,10 @@ async fn keep_early_data(
 
 /// Connects to the target, classifying failures as the HTTP path does, and sets the new
 /// socket up for the tunnel.
-async fn connect(target: &Target, state: &ProxyState) -> Result<TcpStream, ProxyErrorKind> {
+pub(super) async fn connect(
+    target: &Target,
+    state: &ProxyState,
+) -> Result<TcpStream, ProxyErrorKind> {
     let connecting = TcpStream::connect(target.addr);
     match tokio::time::timeout(state.connect_timeout, connecting).await {
         Err(_) => Err(ProxyErrorKind::ConnectTimeout),

@@ -1,0 +1,61 @@
+//! Where does a request go when this proxy is an edge (`mode: edge`)? To the cmux-proxy
+//! of the machine that holds the workspace, found through DNS. The request names the
+//! machine ([`address`]); DNS says where its proxy listens ([`discovery`]), and the last
+//! answers are shown on the admin listener ([`book`]); [`node_for`] puts both together. The HTTP hooks and the CONNECT
+//! tunnel call in here; the node proxy does the rest, as for any client.
+
+pub mod address;
+pub mod book;
+pub mod discovery;
+mod node;
+pub mod settings;
+
+pub use address::{hop, AddressError, Hop, MACHINE};
+pub use book::MachineBook;
+pub use discovery::{Discovery, Found, NotFound};
+pub use node::node_for;
+pub use settings::EdgeSettings;
+
+use http::HeaderValue;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// An edge's shared state.
+pub struct Edge {
+    pub settings: EdgeSettings,
+    discovery: Discovery,
+    pub book: Arc<MachineBook>,
+    /// `node_token` as a header value, ready to send.
+    pub node_token: Option<HeaderValue>,
+}
+
+impl Edge {
+    /// `connect_timeout` also bounds every DNS look-up.
+    pub fn new(settings: EdgeSettings, connect_timeout: Duration) -> Result<Self, String> {
+        let node_token = match &settings.node_token {
+            Some(t) => Some(
+                HeaderValue::from_str(t)
+                    .map_err(|_| "node_token must be printable ASCII".to_string())?,
+            ),
+            None => None,
+        };
+        Ok(Edge {
+            discovery: Discovery::new(&settings, connect_timeout)?,
+            book: Arc::new(MachineBook::default()),
+            node_token,
+            settings,
+        })
+    }
+
+    /// The request's machine, port and workspace.
+    pub fn hop(&self, headers: &http::HeaderMap) -> Result<Hop, AddressError> {
+        hop(headers, self.settings.edge_domain.as_deref())
+    }
+
+    /// Where `machine`'s proxy listens now; the answer is noted for `GET /machines`.
+    pub async fn locate(&self, machine: &str) -> Result<Found, NotFound> {
+        let answer = self.discovery.find(machine).await;
+        self.book.note(machine, &answer);
+        answer
+    }
+}
