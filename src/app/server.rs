@@ -128,8 +128,13 @@ pub fn warn_if_open(settings: &Settings) {
         .map(|a| a.to_string())
         .collect();
     if open && !beyond.is_empty() {
+        let reach = match settings.edge {
+            None => "every loopback port of this machine",
+            // An edge's node token is its own: whoever reaches the edge gets it added.
+            Some(_) => "every port of every machine this edge finds, with the edge's node token",
+        };
         log::warn!(
-            "listening on {} beyond loopback with neither auth tokens nor allow_clients: whoever reaches it reaches every loopback port of this machine (see the README's Access section)",
+            "listening on {} beyond loopback with neither auth tokens nor allow_clients: whoever reaches it reaches {reach} (see the README's Access section)",
             beyond.join(", ")
         );
     }
