@@ -301,29 +301,31 @@ def rpc_error(fn):
 # ---- checks ---------------------------------------------------------------------------
 
 
+def check_kinds(ch, md, ws, how):
+    """Each RPC kind once over channel `ch` with metadata `md`, answered by the server of
+    workspace `ws`; `how` names the way in the check's description."""
+    s = stubs(ch)
+    resp, call = s["unary"].with_call(b"hello", metadata=md, timeout=10)
+    expect(f"unary to {ws} by {how}", resp, ws.encode() + b":hello")
+    trailers = dict(call.trailing_metadata())
+    expect(f"unary to {ws} by {how}: trailing metadata passes",
+           (trailers.get("x-served-by"), trailers.get("x-trailer")), (ws, "t1"))
+    got = [m for m in s["server_stream"](b"5", metadata=md, timeout=10)]
+    expect(f"server streaming from {ws} by {how}", got,
+           [f"{ws}:{i}".encode() for i in range(5)])
+    got = s["client_stream"](iter([b"a", b"b", b"c"]), metadata=md, timeout=10)
+    expect(f"client streaming to {ws} by {how}", got, ws.encode() + b":a|b|c")
+    got = [m for m in s["bidi"](iter([b"x", b"y", b"z"]), metadata=md, timeout=10)]
+    expect(f"bidi streaming with {ws} by {how}", got,
+           [ws.encode() + b":" + c for c in (b"X", b"Y", b"Z")])
+    ch.close()
+
+
 def check_rpc_kinds(proxy, port):
     """Every RPC kind to both workspaces, by headers and by the .localhost authority."""
     for ws in ("workspace-7", "workspace-8"):
-        ways = [
-            ("headers", channel(proxy), route(port, ws)),
-            (".localhost", channel(proxy, f"{ws}-{port}.localhost:{proxy.port}"), []),
-        ]
-        for how, ch, md in ways:
-            s = stubs(ch)
-            resp, call = s["unary"].with_call(b"hello", metadata=md, timeout=10)
-            expect(f"unary to {ws} by {how}", resp, ws.encode() + b":hello")
-            trailers = dict(call.trailing_metadata())
-            expect(f"unary to {ws} by {how}: trailing metadata passes",
-                   (trailers.get("x-served-by"), trailers.get("x-trailer")), (ws, "t1"))
-            got = [m for m in s["server_stream"](b"5", metadata=md, timeout=10)]
-            expect(f"server streaming from {ws} by {how}", got,
-                   [f"{ws}:{i}".encode() for i in range(5)])
-            got = s["client_stream"](iter([b"a", b"b", b"c"]), metadata=md, timeout=10)
-            expect(f"client streaming to {ws} by {how}", got, ws.encode() + b":a|b|c")
-            got = [m for m in s["bidi"](iter([b"x", b"y", b"z"]), metadata=md, timeout=10)]
-            expect(f"bidi streaming with {ws} by {how}", got,
-                   [ws.encode() + b":" + c for c in (b"X", b"Y", b"Z")])
-            ch.close()
+        check_kinds(channel(proxy), route(port, ws), ws, "headers")
+        check_kinds(channel(proxy, f"{ws}-{port}.localhost:{proxy.port}"), [], ws, ".localhost")
 
 
 def check_bidi_interleaved(proxy, port):
@@ -566,10 +568,26 @@ class Dns:
                  f"--pid-file={os.path.join(self.dir.name, 'pid')}",
                  f"--srv-host=_cmux._tcp.m1.{EDGE_SUFFIX},m1.{EDGE_SUFFIX},{node_port}"],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            time.sleep(0.3)
-            if self.proc.poll() is None:
-                return
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and self.proc.poll() is None:
+                if self.answers():
+                    return
+                time.sleep(0.05)
+            self.proc.kill()
+            self.proc.wait(5)
         raise SystemExit("dnsmasq did not start")
+
+    def answers(self):
+        """Whether dnsmasq answers a query for m1's A record (a hand-made DNS query)."""
+        name = b"".join(bytes([len(p)]) + p for p in f"m1.{EDGE_SUFFIX}".encode().split(b"."))
+        query = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00" + name + b"\x00\x00\x01\x00\x01"
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.settimeout(0.2)
+            try:
+                s.sendto(query, ("127.0.0.1", self.port))
+                return s.recv(512)[:2] == b"\x12\x34"
+            except OSError:
+                return False
 
     def stop(self):
         self.proc.kill()
@@ -586,26 +604,10 @@ def check_through_edge(node, port):
                  "--edge-domain", EDGE_DOMAIN, "--dns-servers", f"127.0.0.1:{dns.port}")
     try:
         ws = "workspace-7"
-        ways = [
-            ("headers", channel(edge), route(port, ws, ("x-cmux-machine-internal", "m1"))),
-            ("Host", channel(edge, f"{ws}-{port}--m1.{EDGE_DOMAIN}:{edge.port}"), []),
-        ]
-        for how, ch, md in ways:
-            s = stubs(ch)
-            resp, call = s["unary"].with_call(b"hi", metadata=md, timeout=10)
-            expect(f"edge: unary by {how}", resp, ws.encode() + b":hi")
-            trailers = dict(call.trailing_metadata())
-            expect(f"edge: unary by {how}: trailing metadata passes",
-                   trailers.get("x-trailer"), "t1")
-            got = [m for m in s["server_stream"](b"3", metadata=md, timeout=10)]
-            expect(f"edge: server streaming by {how}", got,
-                   [f"{ws}:{i}".encode() for i in range(3)])
-            got = s["client_stream"](iter([b"a", b"b"]), metadata=md, timeout=10)
-            expect(f"edge: client streaming by {how}", got, ws.encode() + b":a|b")
-            got = [m for m in s["bidi"](iter([b"x", b"y"]), metadata=md, timeout=10)]
-            expect(f"edge: bidi streaming by {how}", got,
-                   [ws.encode() + b":" + c for c in (b"X", b"Y")])
-            ch.close()
+        md = route(port, ws, ("x-cmux-machine-internal", "m1"))
+        check_kinds(channel(edge), md, ws, "edge headers")
+        host = f"{ws}-{port}--m1.{EDGE_DOMAIN}:{edge.port}"
+        check_kinds(channel(edge, host), [], ws, "edge Host")
         ch = channel(edge)
         md = route(port, ws, ("x-cmux-machine-internal", "nosuch"))
         err = rpc_error(lambda: stubs(ch)["unary"](b"x", metadata=md, timeout=10))
