@@ -116,6 +116,14 @@ impl Cli {
     }
 }
 
+/// The command line `cmux-proxy ARGS...`, parsed: for tests.
+#[cfg(test)]
+pub fn parse_args(args: &[&str]) -> Cli {
+    let mut all = vec!["cmux-proxy"];
+    all.extend_from_slice(args);
+    Cli::try_parse_from(all).unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

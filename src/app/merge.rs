@@ -254,13 +254,7 @@ fn resolve_host(host: &str) -> Result<IpAddr, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    fn cli(args: &[&str]) -> Cli {
-        let mut all = vec!["cmux-proxy"];
-        all.extend_from_slice(args);
-        Cli::try_parse_from(all).unwrap()
-    }
+    use crate::app::cli::parse_args as cli;
 
     fn strings(list: &[&str]) -> Vec<String> {
         list.iter().map(|s| s.to_string()).collect()

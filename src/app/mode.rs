@@ -107,13 +107,7 @@ fn dns_servers(raw: &[String]) -> Result<Vec<SocketAddr>, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    fn cli(args: &[&str]) -> Cli {
-        let mut all = vec!["cmux-proxy"];
-        all.extend_from_slice(args);
-        Cli::try_parse_from(all).unwrap()
-    }
+    use crate::app::cli::parse_args as cli;
 
     #[test]
     fn node_by_default_and_edge_keys_need_edge_mode() {

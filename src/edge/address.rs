@@ -174,17 +174,7 @@ pub fn hop(headers: &HeaderMap, domain: Option<&str>) -> Result<Hop, AddressErro
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (name, value) in pairs {
-            map.append(
-                HeaderName::from_bytes(name.as_bytes()).unwrap(),
-                HeaderValue::from_str(value).unwrap(),
-            );
-        }
-        map
-    }
+    use crate::routing::headers::header_map as headers;
 
     const DOMAIN: Option<&str> = Some("edge.example");
 

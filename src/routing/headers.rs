@@ -27,3 +27,16 @@ pub const HOST_OVERRIDE_DISPLAY: &str = "X-Cmux-Host-Override";
 pub fn routing_only() -> [&'static HeaderName; 3] {
     [&PORT, &WORKSPACE, &WAIT]
 }
+
+/// A header map from (name, value) pairs, in order, repeats kept: for tests.
+#[cfg(test)]
+pub fn header_map(pairs: &[(&str, &str)]) -> http::HeaderMap {
+    let mut map = http::HeaderMap::new();
+    for (name, value) in pairs {
+        map.append(
+            HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            http::HeaderValue::from_str(value).unwrap(),
+        );
+    }
+    map
+}

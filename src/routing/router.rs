@@ -108,6 +108,7 @@ impl Router {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::routing::headers::header_map as headers;
 
     fn router() -> Router {
         let wait = WaitPolicy {
@@ -120,17 +121,6 @@ mod tests {
             wait,
             TargetPolicy::default(),
         )
-    }
-
-    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (name, value) in pairs {
-            map.append(
-                HeaderName::from_bytes(name.as_bytes()).unwrap(),
-                HeaderValue::from_str(value).unwrap(),
-            );
-        }
-        map
     }
 
     #[test]
