@@ -37,7 +37,11 @@ impl Proxy {
     /// listener gets a free port too, and the access log is off unless `extra` says.
     pub fn start(extra: &[&str]) -> Proxy {
         let port = free_port();
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        Proxy::start_at(format!("127.0.0.1:{port}").parse().unwrap(), extra)
+    }
+
+    /// Starts the proxy listening on `addr`, as [`Proxy::start`] does.
+    pub fn start_at(addr: SocketAddr, extra: &[&str]) -> Proxy {
         let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let mut cmd = Command::new(PROXY_BIN);
         cmd.arg("--listen")
@@ -48,6 +52,7 @@ impl Proxy {
             .env_remove("CMUX_LISTEN")
             .env_remove("CMUX_UPSTREAM_HOST")
             .env_remove("CMUX_ADMIN_LISTEN")
+            .env_remove("CMUX_MODE")
             .env("RUST_LOG", "error")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

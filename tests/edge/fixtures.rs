@@ -2,7 +2,7 @@
 //! records, never forwarding), node proxies on their own loopback addresses, edges, and
 //! a small upstream that says which node it sits behind.
 
-use crate::common::{free_port, Proxy, PROXY_BIN};
+use crate::common::{free_port, Proxy};
 use std::net::{IpAddr, SocketAddr, TcpListener as StdListener, UdpSocket};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -147,48 +147,13 @@ pub fn port_free_on(ips: &[IpAddr]) -> u16 {
     panic!("no port free on all of {ips:?}");
 }
 
-/// Starts a proxy listening on `addr` with these extra arguments.
-pub fn proxy_at(addr: SocketAddr, extra: &[&str]) -> Proxy {
-    let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let mut cmd = Command::new(PROXY_BIN);
-    if !extra.contains(&"--access-log") {
-        cmd.args(["--access-log", "off"]);
-    }
-    let child = cmd
-        .arg("--listen")
-        .arg(addr.to_string())
-        .arg("--admin-listen")
-        .arg(admin.to_string())
-        .args(extra)
-        .env_remove("CMUX_LISTEN")
-        .env_remove("CMUX_UPSTREAM_HOST")
-        .env_remove("CMUX_ADMIN_LISTEN")
-        .env_remove("CMUX_MODE")
-        .env("RUST_LOG", "error")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start cmux-proxy");
-    // Owned by the fixture from here, so that it is killed (on drop) however this ends.
-    let proxy = Proxy { child, addr, admin };
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while Instant::now() < deadline {
-        if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-            return proxy;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("proxy did not start listening on {addr}");
-}
-
 /// A node proxy on `ip:port` whose default upstream host is `upstream_host`, requiring
 /// the node token from every client.
 pub fn node(ip: IpAddr, port: u16, upstream_host: IpAddr) -> Proxy {
     let dir = crate::common::tempdir();
     let tokens = dir.join("tokens");
     std::fs::write(&tokens, format!("{NODE_TOKEN}\n")).unwrap();
-    proxy_at(
+    Proxy::start_at(
         SocketAddr::new(ip, port),
         &[
             "--upstream-host",
@@ -226,7 +191,7 @@ pub fn edge(dns: &Dns, machine_port: u16, extra: &[&str]) -> Proxy {
     ];
     args.extend(extra.iter().map(|s| s.to_string()));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    proxy_at(addr, &args)
+    Proxy::start_at(addr, &args)
 }
 
 /// An HTTP/1.1 server on `ip:0` that answers every request with its `name`, a newline

@@ -351,7 +351,7 @@ async fn a_silent_dns_server_costs_at_most_the_connect_timeout() {
     let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let dns_addr = silent.local_addr().unwrap().to_string();
     let addr: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let edge = fixtures::proxy_at(
+    let edge = Proxy::start_at(
         addr,
         &[
             "--mode",
