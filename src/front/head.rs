@@ -6,6 +6,7 @@
 //! whether the request is a `CONNECT`.
 
 use bytes::BufMut;
+use pingora::time::timeout;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::time::Instant;
@@ -96,9 +97,13 @@ pub async fn read_head<S: AsyncRead + Unpin>(
             buf.reserve(READ_CHUNK);
         }
         let before = buf.len();
-        let read =
-            tokio::time::timeout_at(deadline, stream.read_buf(&mut (&mut buf).limit(READ_CHUNK)))
-                .await;
+        // pingora's timer, as pingora's own keep-alive read uses. A tokio timer registered
+        // here woke the runtime's driver through its eventfd on every request: strace
+        // counted one write(2) and 0.4 epoll_wait(2) more per request than with this one,
+        // and the proxy's CPU per sequential keep-alive request was 96-100 µs against
+        // 103-107 µs (20,000 requests, three runs each).
+        let left = deadline.saturating_duration_since(Instant::now());
+        let read = timeout(left, stream.read_buf(&mut (&mut buf).limit(READ_CHUNK))).await;
         let n = match read {
             Err(_) if buf.is_empty() => return Head::Idle,
             Err(_) => return Head::TimedOut,
