@@ -5,7 +5,6 @@
 mod common;
 
 use common::*;
-use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -205,14 +204,7 @@ async fn websocket_handshake_gets_the_override() {
     h.insert("Origin", "http://preview.test:8080".parse().unwrap());
     h.insert("X-Cmux-Port-Internal", up.port().parse().unwrap());
     h.insert("X-Cmux-Host-Override", "localhost:3000".parse().unwrap());
-    let (_ws, resp) = tokio::time::timeout(
-        Duration::from_secs(10),
-        tokio_tungstenite::connect_async(req),
-    )
-    .await
-    .expect("handshake in time")
-    .expect("handshake");
-    assert_eq!(resp.status(), 101);
+    let (_ws, resp) = ws_handshake(req).await;
     let seen = |n: &str| resp.headers().get(n).unwrap().to_str().unwrap().to_string();
     assert_eq!(seen("x-seen-host"), "localhost:3000");
     assert_eq!(seen("x-seen-origin"), "http://localhost:3000");

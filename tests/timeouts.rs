@@ -24,14 +24,7 @@ async fn ws_connect(proxy: &Proxy, port: &str) -> Ws {
         .unwrap();
     req.headers_mut()
         .insert("X-Cmux-Port-Internal", port.parse().unwrap());
-    let (ws, resp) = tokio::time::timeout(
-        Duration::from_secs(10),
-        tokio_tungstenite::connect_async(req),
-    )
-    .await
-    .expect("handshake in time")
-    .expect("handshake");
-    assert_eq!(resp.status(), 101);
+    let (ws, _) = ws_handshake(req).await;
     ws
 }
 

@@ -514,3 +514,21 @@ pub async fn read_until_close(s: &mut TcpStream) -> Vec<u8> {
     .await;
     out
 }
+
+/// A WebSocket handshake that must finish within 10 s and be answered 101.
+pub async fn ws_handshake(
+    req: tokio_tungstenite::tungstenite::handshake::client::Request,
+) -> (
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>,
+    tokio_tungstenite::tungstenite::handshake::client::Response,
+) {
+    let (ws, resp) = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio_tungstenite::connect_async(req),
+    )
+    .await
+    .expect("handshake in time")
+    .expect("handshake");
+    assert_eq!(resp.status(), 101);
+    (ws, resp)
+}
