@@ -14,14 +14,15 @@ pub async fn node_for(
     hop: &Hop,
     headers: &http::HeaderMap,
 ) -> Result<Target, ProxyError> {
-    let machine = hop.machine.clone();
     let addr = match edge.locate(&hop.machine).await {
         Ok(found) => found.addr,
         Err(NotFound::Unknown(name)) => {
+            let machine = hop.machine.clone();
             let kind = ProxyErrorKind::MachineUnknown { machine, name };
             return Err(ProxyError::without_target(kind));
         }
         Err(NotFound::LookupFailed(why)) => {
+            let machine = hop.machine.clone();
             let kind = ProxyErrorKind::DnsFailed { machine, why };
             return Err(ProxyError::without_target(kind));
         }
