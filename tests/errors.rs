@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpStream;
 
 /// Asserts a response is a complete error: status, text body, length matching.
 fn assert_error(status: u16, head: &str, body: &[u8], want: u16, needle: &str) {
@@ -137,33 +137,9 @@ async fn refused_port_gets_502_naming_host_port_and_workspace() {
     assert_eq!(v["target"], format!("127.0.0.1:{port}"));
 }
 
-/// A listening socket whose accept queue is full: new SYNs get no answer, so a connect
-/// to it hangs until the connector gives up. Checked here before it is relied on.
-async fn unanswering_target() -> (
-    std::net::SocketAddr,
-    Vec<TcpStream>,
-    tokio::net::TcpListener,
-) {
-    let socket = TcpSocket::new_v4().unwrap();
-    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    let listener = socket.listen(0).unwrap();
-    let addr = listener.local_addr().unwrap();
-    let mut fillers = Vec::new();
-    for _ in 0..2 {
-        if let Ok(Ok(s)) =
-            tokio::time::timeout(Duration::from_millis(300), TcpStream::connect(addr)).await
-        {
-            fillers.push(s);
-        }
-    }
-    let probe = tokio::time::timeout(Duration::from_millis(300), TcpStream::connect(addr)).await;
-    assert!(probe.is_err(), "the full-backlog trick does not hold here");
-    (addr, fillers, listener)
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn connect_timeout_gets_504_for_http_and_connect() {
-    let (addr, _fillers, _listener) = unanswering_target().await;
+    let (addr, _fillers, _listener) = unanswering_target("127.0.0.1:0".parse().unwrap()).await;
     let proxy = Proxy::start(&["--connect-timeout-ms", "500"]);
     let start = Instant::now();
     let (status, head, body) = tokio::task::block_in_place(|| {

@@ -269,18 +269,7 @@ async fn grpc_connect_timeout_is_deadline_exceeded_and_tokens_unauthenticated() 
         tokens.to_str().unwrap(),
     ]);
     // A listener whose accept queue is full: SYNs go unanswered.
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    let listener = socket.listen(0).unwrap();
-    let addr = listener.local_addr().unwrap();
-    let mut fillers = Vec::new();
-    for _ in 0..2 {
-        if let Ok(Ok(s)) =
-            tokio::time::timeout(Duration::from_millis(300), TcpStream::connect(addr)).await
-        {
-            fillers.push(s);
-        }
-    }
+    let (addr, fillers, _listener) = unanswering_target("127.0.0.1:0".parse().unwrap()).await;
     let port = format!("X-Cmux-Port-Internal: {}", addr.port());
     let grpc = ["-H", "Content-Type: application/grpc", "-d", ""];
     let (status, head, _) = h2(&[&grpc[..], &["-H", &port, &proxy.url("/s/M")]].concat());

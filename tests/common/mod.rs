@@ -532,3 +532,23 @@ pub async fn ws_handshake(
     assert_eq!(resp.status(), 101);
     (ws, resp)
 }
+
+/// A listening socket at `at` (port 0: any free port) whose accept queue is full: new
+/// SYNs get no answer, so a connect to it hangs until the connector gives up. Checked
+/// here before it is relied on. Keep the fillers and the listener while it is used.
+pub async fn unanswering_target(
+    at: SocketAddr,
+) -> (SocketAddr, Vec<TcpStream>, tokio::net::TcpListener) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(at).unwrap();
+    let listener = socket.listen(0).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..8 {
+        match tokio::time::timeout(Duration::from_millis(300), TcpStream::connect(addr)).await {
+            Ok(Ok(s)) => fillers.push(s),
+            _ => return (addr, fillers, listener), // the queue is full
+        }
+    }
+    panic!("the full-backlog trick does not hold here");
+}

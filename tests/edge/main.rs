@@ -378,19 +378,8 @@ async fn a_machine_that_accepts_nothing_gets_504_within_the_connect_timeout() {
     // with a machine that is down behind a firewall that drops packets.
     let node_ip = ip("127.30.6.1");
     let port = port_free_on(&[node_ip]);
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket
-        .bind(std::net::SocketAddr::new(node_ip, port))
-        .unwrap();
-    let _listener = socket.listen(0).unwrap();
-    let mut fillers = Vec::new();
-    for _ in 0..8 {
-        let addr = std::net::SocketAddr::new(node_ip, port);
-        match tokio::time::timeout(Duration::from_millis(300), TcpStream::connect(addr)).await {
-            Ok(Ok(s)) => fillers.push(s),
-            _ => break, // the queue is full
-        }
-    }
+    let at = std::net::SocketAddr::new(node_ip, port);
+    let (_, _fillers, _listener) = unanswering_target(at).await;
     let dns = Dns::start(&[("m9", node_ip)], &[], 1);
     let edge = edge(&dns, port, &[]); // connect timeout 1000 ms
     let started = Instant::now();
