@@ -52,6 +52,7 @@ pub mod edge;
 pub mod error;
 pub mod front;
 pub mod host;
+pub mod names;
 pub mod observe;
 pub mod proxy;
 pub mod routing;

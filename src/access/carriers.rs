@@ -1,13 +1,9 @@
 //! Where a request carries its token: the `X-Cmux-Token` header, the `cmux_token`
 //! cookie, `Proxy-Authorization` (CONNECT), or once, `?cmux_token=` in the URL.
 
+use crate::names::{TOKEN_COOKIE, TOKEN_QUERY};
 use base64::Engine;
-use http::{HeaderMap, HeaderName};
-
-/// The token header; removed before a request is forwarded.
-pub static TOKEN_HEADER: HeaderName = HeaderName::from_static("x-cmux-token");
-/// The cookie a browser keeps the token in, and the query parameter that sets it.
-pub const TOKEN_COOKIE: &str = "cmux_token";
+use http::HeaderMap;
 
 /// The value of the `cmux_token` cookie, if the request has one.
 pub fn cookie_token(headers: &HeaderMap) -> Option<&[u8]> {
@@ -44,12 +40,17 @@ pub fn proxy_authorization_token(headers: &HeaderMap) -> Option<Vec<u8>> {
     Some(decoded[colon + 1..].to_vec())
 }
 
+/// The value of a `name=value` pair named `name`.
+fn value_of<'a>(pair: &'a str, name: &str) -> Option<&'a str> {
+    pair.strip_prefix(name)?.strip_prefix('=')
+}
+
 /// Splits `cmux_token=...` out of a query string: (the token, the query without it).
 pub fn split_query_token(query: &str) -> Option<(String, String)> {
     let mut token = None;
     let mut rest: Vec<&str> = Vec::new();
     for pair in query.split('&') {
-        match pair.strip_prefix("cmux_token=") {
+        match value_of(pair, TOKEN_QUERY) {
             Some(value) if token.is_none() => token = Some(value.to_string()),
             Some(_) => {}
             None => rest.push(pair),
@@ -67,7 +68,7 @@ pub fn cookies_without_token(headers: &HeaderMap) -> Option<String> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .map(str::trim)
-        .filter(|pair| !pair.is_empty() && !pair.starts_with("cmux_token="))
+        .filter(|pair| !pair.is_empty() && value_of(pair, TOKEN_COOKIE).is_none())
         .collect();
     (!kept.is_empty()).then(|| kept.join("; "))
 }

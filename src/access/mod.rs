@@ -7,11 +7,12 @@ mod cidr;
 mod limits;
 mod tokens;
 
-pub use carriers::{cookies_without_token, split_query_token, TOKEN_COOKIE, TOKEN_HEADER};
+pub use carriers::{cookies_without_token, split_query_token};
 pub use cidr::{parse_list, Cidr};
 pub use limits::{ClientSlot, ConnectionLimits};
 pub use tokens::Tokens;
 
+use crate::names::TOKEN;
 use http::HeaderMap;
 use std::net::IpAddr;
 
@@ -40,7 +41,7 @@ impl Access {
 
     /// Whether an HTTP or WebSocket request carries a valid token (header or cookie).
     pub fn request_token_ok(&self, headers: &HeaderMap) -> bool {
-        let header = headers.get(&TOKEN_HEADER).map(|v| v.as_bytes());
+        let header = headers.get(&TOKEN.wire).map(|v| v.as_bytes());
         header.is_some_and(|t| self.tokens.accepts(t))
             || carriers::cookie_token(headers).is_some_and(|t| self.tokens.accepts(t))
     }

@@ -6,7 +6,7 @@ use crate::edge::Edge;
 use crate::host::sys;
 use crate::observe::access_log::AccessLog;
 use crate::observe::{Metrics, Recorder};
-use crate::routing::{HostOverrideDefault, PortRange, Router, WaitPolicy};
+use crate::routing::{Mode, RouteRules, Router, WaitPolicy};
 use crate::tunnel::Tunnels;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,12 +22,8 @@ pub struct ProxyState {
     pub upstream_read_timeout: Option<Duration>,
     /// SO_SNDBUF for CONNECT tunnels' sockets to loopback targets (`None`: the kernel's).
     pub tunnel_send_buffer: Option<usize>,
-    /// The `Host` sent to a target when a request has no `X-Cmux-Host-Override`.
-    pub host_override: HostOverrideDefault,
     /// Whether loopback `Location`s are rewritten to the client's origin.
     pub rewrite_loopback_redirects: bool,
-    /// Target ports spoken to in h2c.
-    pub h2c_ports: Vec<PortRange>,
     pub tunnels: Arc<Tunnels>,
     pub recorder: Recorder,
     pub access: Access,
@@ -80,9 +76,21 @@ impl ProxyState {
             metrics.access_log_dropped.clone(),
         )
         .map_err(|e| format!("cannot open the access log: {e}"))?;
-        let wait = WaitPolicy {
-            default: settings.wait_for_port,
-            max: settings.max_wait_for_port,
+        let rules = RouteRules {
+            mode: match &settings.edge {
+                Some(edge) => Mode::Edge {
+                    domain: edge.edge_domain.clone(),
+                },
+                None => Mode::Node,
+            },
+            upstream_host: settings.upstream_host,
+            wait: WaitPolicy {
+                default: settings.wait_for_port,
+                max: settings.max_wait_for_port,
+            },
+            targets: settings.access.targets.clone(),
+            host_override: settings.host_override,
+            h2c_ports: settings.h2c_ports.clone(),
         };
         // The proxy's own addresses, admin included, are never targets (508).
         let own: Vec<_> = settings
@@ -91,18 +99,15 @@ impl ProxyState {
             .chain(&settings.admin_listen)
             .copied()
             .collect();
-        let targets = settings.access.targets.clone();
         Ok(ProxyState {
-            router: Router::new(settings.upstream_host, own, wait, targets),
+            router: Router::new(rules, own),
             access: access(&settings.access)?,
             connect_timeout: settings.connect_timeout,
             head_timeout: settings.request_head_timeout,
             tunnel_idle_timeout: settings.tunnel_idle_timeout,
             upstream_read_timeout: settings.upstream_read_timeout,
             tunnel_send_buffer: settings.tunnel_send_buffer,
-            host_override: settings.host_override,
             rewrite_loopback_redirects: settings.rewrite_loopback_redirects,
-            h2c_ports: settings.h2c_ports.clone(),
             tunnels: Arc::new(Tunnels::default()),
             edge,
             recorder: Recorder {

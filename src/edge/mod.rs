@@ -1,16 +1,14 @@
-//! Where does a request go when this proxy is an edge (`mode: edge`)? To the cmux-proxy
-//! of the machine that holds the workspace, found through DNS. The request names the
-//! machine ([`address`]); DNS says where its proxy listens ([`discovery`]), and the last
-//! answers are shown on the admin listener ([`book`]); [`node_for`] puts both together. The HTTP hooks and the CONNECT
+//! Where is a machine's proxy, when this proxy is an edge (`mode: edge`)? The routing
+//! plan names the machine (`routing::Hop`); DNS says where its proxy listens
+//! ([`discovery`]), the last answers are shown on the admin listener ([`book`]), and
+//! [`node_for`] puts both together with the loop guard. The HTTP hooks and the CONNECT
 //! tunnel call in here; the node proxy does the rest, as for any client.
 
-pub mod address;
 pub mod book;
 pub mod discovery;
 mod node;
 pub mod settings;
 
-pub use address::{hop, AddressError, Hop, MACHINE};
 pub use book::MachineBook;
 pub use discovery::{Discovery, Found, NotFound};
 pub use node::node_for;
@@ -45,11 +43,6 @@ impl Edge {
             node_token,
             settings,
         })
-    }
-
-    /// The request's machine, port and workspace.
-    pub fn hop(&self, headers: &http::HeaderMap) -> Result<Hop, AddressError> {
-        hop(headers, self.settings.edge_domain.as_deref())
     }
 
     /// Where `machine`'s proxy listens now; the answer is noted for `GET /machines`.

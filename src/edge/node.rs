@@ -2,9 +2,9 @@
 //! HTTP hooks and the CONNECT tunnel share.
 
 use super::discovery::NotFound;
-use super::{Edge, Hop};
+use super::Edge;
 use crate::error::{ProxyError, ProxyErrorKind};
-use crate::routing::{LoopGuard, Target};
+use crate::routing::{Hop, LoopGuard, Target};
 
 /// The node of `hop`'s machine, as a target; the error to answer when there is none,
 /// or when it would be this proxy again.
@@ -31,11 +31,7 @@ pub async fn node_for(
         addr,
         workspace: hop.workspace.clone(),
     };
-    let via = headers
-        .get_all(http::header::VIA)
-        .iter()
-        .filter_map(|v| v.to_str().ok());
-    if loops.seen_in(via) || loops.is_own_listener(addr) {
+    if loops.refuses(headers, addr) {
         return Err(ProxyError::new(ProxyErrorKind::LoopDetected, &target));
     }
     Ok(target)

@@ -3,12 +3,11 @@
 //!
 //! The answer is gRPC's Trailers-Only form (PROTOCOL-HTTP2.md in the gRPC repository):
 //! one header block with HTTP status 200, `content-type: application/grpc`,
-//! `grpc-status` and a percent-encoded `grpc-message`, ending the stream. Every kind of
-//! the error table has its status code here, chosen for what a gRPC client should do
-//! about it (retry UNAVAILABLE, fix an INVALID_ARGUMENT); the message is the table's.
+//! `grpc-status` and a percent-encoded `grpc-message`, ending the stream. The status
+//! and the message are the error table's.
 
-use super::{ProxyError, ProxyErrorKind as Kind};
-use http::HeaderMap;
+use super::ProxyError;
+use crate::names::ERROR_CODE;
 
 /// gRPC status codes the proxy answers with (grpc/doc/statuscodes.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,55 +26,6 @@ pub enum Code {
 impl Code {
     pub fn as_u8(self) -> u8 {
         self as u8
-    }
-}
-
-/// Whether a request is gRPC: `content-type` is `application/grpc`, alone or with a
-/// `+format` or parameters. gRPC-Web (`application/grpc-web*`) is not: it is made for
-/// HTTP/1.1 and browsers, and is proxied like any other HTTP request.
-pub fn is_grpc(headers: &HeaderMap) -> bool {
-    let Some(value) = headers.get(http::header::CONTENT_TYPE) else {
-        return false;
-    };
-    let value = value.as_bytes();
-    const GRPC: &[u8] = b"application/grpc";
-    value.len() >= GRPC.len()
-        && value[..GRPC.len()].eq_ignore_ascii_case(GRPC)
-        && matches!(value.get(GRPC.len()), None | Some(b'+' | b';' | b' '))
-}
-
-/// The status a gRPC client gets for `kind`.
-pub fn code_for(kind: &Kind) -> Code {
-    match kind {
-        // The request as sent can never succeed.
-        Kind::Route(_)
-        | Kind::BadHostOverride(_)
-        | Kind::BadUpstreamProtocol(_)
-        | Kind::Malformed(_)
-        | Kind::NotHttp(_)
-        | Kind::BadBody(_)
-        | Kind::BadTarget(_)
-        | Kind::HeadTooLarge(_)
-        | Kind::MissingMachine
-        | Kind::BadMachine(_) => Code::InvalidArgument,
-        // The target is down or restarting, or broke the exchange: worth a retry.
-        Kind::PortClosed(_) | Kind::UpstreamClosed | Kind::ConnectFailed(_) => Code::Unavailable,
-        Kind::Overloaded(_) => Code::Unavailable,
-        // Edge mode: no such machine (NOT_FOUND would say the method is unknown, so the
-        // machine's absence is UNAVAILABLE like a closed port); DNS or the node is down.
-        Kind::MachineUnknown { .. } | Kind::DnsFailed { .. } => Code::Unavailable,
-        Kind::MachineUnreachable {
-            timed_out: true, ..
-        } => Code::DeadlineExceeded,
-        Kind::MachineUnreachable { .. } => Code::Unavailable,
-        Kind::ConnectTimeout | Kind::ReadTimeout(_) | Kind::HeadTimeout | Kind::BodyTimeout(_) => {
-            Code::DeadlineExceeded
-        }
-        // Pointing at the proxy itself is a setup mistake, not a bad argument.
-        Kind::LoopDetected => Code::FailedPrecondition,
-        Kind::Unauthorized { .. } => Code::Unauthenticated,
-        Kind::TargetForbidden(_) => Code::PermissionDenied,
-        Kind::Http2 => Code::Unimplemented,
     }
 }
 
@@ -100,9 +50,9 @@ pub fn trailers_only(err: &ProxyError) -> [(&'static str, String); 4] {
     let row = err.describe();
     [
         ("content-type", "application/grpc".to_string()),
-        ("grpc-status", code_for(&err.kind).as_u8().to_string()),
+        ("grpc-status", row.grpc.as_u8().to_string()),
         ("grpc-message", percent_encode(&row.message)),
-        ("x-cmux-error", row.code.to_string()),
+        (ERROR_CODE, row.code.to_string()),
     ]
 }
 
@@ -112,40 +62,9 @@ pub const INTERNAL: Code = Code::Internal;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ProxyErrorKind as Kind;
     use crate::routing::{RouteError, Target};
-    use http::HeaderValue;
     use std::time::Duration;
-
-    fn with_type(value: &str) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        h.insert(
-            http::header::CONTENT_TYPE,
-            HeaderValue::from_str(value).unwrap(),
-        );
-        h
-    }
-
-    #[test]
-    fn grpc_content_types() {
-        for yes in [
-            "application/grpc",
-            "application/grpc+proto",
-            "Application/GRPC+json",
-            "application/grpc; charset=utf-8",
-        ] {
-            assert!(is_grpc(&with_type(yes)), "{yes}");
-        }
-        for no in [
-            "application/grpc-web",
-            "application/grpc-web-text+proto",
-            "application/grpcx",
-            "application/json",
-            "text/grpc",
-        ] {
-            assert!(!is_grpc(&with_type(no)), "{no}");
-        }
-        assert!(!is_grpc(&HeaderMap::new()));
-    }
 
     #[test]
     fn percent_encoding_as_grpc_does() {
@@ -154,7 +73,7 @@ mod tests {
     }
 
     #[test]
-    fn the_issues_examples() {
+    fn statuses_and_messages_come_from_the_table() {
         let target = Target {
             addr: "127.18.0.7:3000".parse().unwrap(),
             workspace: Some("workspace-7".into()),
@@ -164,15 +83,18 @@ mod tests {
         assert_eq!(fields[1], ("grpc-status", "14".to_string()));
         assert_eq!(fields[2].1, percent_encode(&closed.message()));
         assert_eq!(fields[3], ("x-cmux-error", "port_closed".to_string()));
-        let bad = ProxyError::from(RouteError::BadPort("x".into()));
-        assert_eq!(code_for(&bad.kind), Code::InvalidArgument);
-        assert_eq!(code_for(&Kind::ConnectTimeout), Code::DeadlineExceeded);
+        let code = |kind| ProxyError::without_target(kind).describe().grpc;
         assert_eq!(
-            code_for(&Kind::ReadTimeout(Duration::from_secs(1))),
+            code(Kind::Route(RouteError::BadPort("x".into()))),
+            Code::InvalidArgument
+        );
+        assert_eq!(code(Kind::ConnectTimeout), Code::DeadlineExceeded);
+        assert_eq!(
+            code(Kind::ReadTimeout(Duration::from_secs(1))),
             Code::DeadlineExceeded
         );
         assert_eq!(
-            code_for(&Kind::Unauthorized { proxy: false }),
+            code(Kind::Unauthorized { proxy: false }),
             Code::Unauthenticated
         );
     }

@@ -14,24 +14,17 @@ pub mod wire;
 pub use body::BodyFormat;
 pub use table::Row;
 
-use crate::edge::AddressError;
 use crate::host::RefusalExplanation;
 use crate::observe::ConnectFailure;
-use crate::routing::{Refused, RouteError, Target};
+use crate::routing::{Reason, Refusal, RouteError, Target};
 use bytes::Bytes;
 use std::time::Duration;
 
 /// What went wrong, in the terms of the contract's error table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProxyErrorKind {
-    /// The request could not be routed (400).
+    /// The request's steering headers or Host name no usable target (400).
     Route(RouteError),
-    /// `X-Cmux-Host-Override` is not `HOST[:PORT]`, or its copies differ (400); the
-    /// values as sent.
-    BadHostOverride(String),
-    /// `X-Cmux-Upstream-Protocol` is neither `h2c` nor `http/1.1`, or its copies differ
-    /// (400); the values as sent.
-    BadUpstreamProtocol(String),
     /// Nothing listens at the target (502), with what does listen on that port.
     PortClosed(Option<RefusalExplanation>),
     /// Connecting to the target timed out (504).
@@ -68,10 +61,6 @@ pub enum ProxyErrorKind {
     TargetForbidden(String),
     /// A connection limit is reached (503), saying which.
     Overloaded(String),
-    /// Edge mode: the request names no machine (400).
-    MissingMachine,
-    /// Edge mode: the machine name is not one DNS label (400); the name as sent.
-    BadMachine(String),
     /// Edge mode: DNS has no record for the machine (502); the name asked.
     MachineUnknown { machine: String, name: String },
     /// Edge mode: DNS gave no answer (502), saying why.
@@ -110,25 +99,17 @@ impl From<RouteError> for ProxyError {
     }
 }
 
-impl From<Refused> for ProxyError {
-    fn from(refused: Refused) -> Self {
-        match refused {
-            Refused::Invalid(e) => e.into(),
-            Refused::Loop(target) => ProxyError::new(ProxyErrorKind::LoopDetected, &target),
-            Refused::Forbidden(target, why) => {
-                ProxyError::new(ProxyErrorKind::TargetForbidden(why), &target)
-            }
+impl From<Refusal> for ProxyError {
+    fn from(refusal: Refusal) -> Self {
+        let kind = match refusal.reason {
+            Reason::Invalid(e) => ProxyErrorKind::Route(e),
+            Reason::Loop => ProxyErrorKind::LoopDetected,
+            Reason::Forbidden(why) => ProxyErrorKind::TargetForbidden(why),
+        };
+        ProxyError {
+            kind,
+            target: refusal.target,
         }
-    }
-}
-
-impl From<AddressError> for ProxyError {
-    fn from(e: AddressError) -> Self {
-        ProxyError::without_target(match e {
-            AddressError::MissingMachine => ProxyErrorKind::MissingMachine,
-            AddressError::BadMachine(name) => ProxyErrorKind::BadMachine(name),
-            AddressError::Route(e) => ProxyErrorKind::Route(e),
-        })
     }
 }
 
@@ -160,7 +141,7 @@ impl ProxyError {
         ProxyError { kind, target: None }
     }
 
-    /// Status, code, hint and message, from the one table.
+    /// Status, code, hint, message and gRPC status, from the one table.
     pub fn describe(&self) -> Row {
         table::row_for(&self.kind, self.target.as_ref())
     }

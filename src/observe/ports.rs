@@ -1,6 +1,7 @@
 //! The admin listener's `/ports` and `/workspaces/{name}/ports`: which ports each
 //! workspace has open, and which process holds them.
 
+use crate::error::ProxyError;
 use crate::host::{self, Listener, Owner};
 use crate::routing::{is_workspace_ip, workspace_address, workspace_number};
 use serde_json::json;
@@ -20,10 +21,9 @@ pub fn one_workspace(name: &str) -> JsonAnswer {
     let ip = match workspace_address(name) {
         Ok(ip) => IpAddr::V4(ip),
         Err(e) => {
-            return (
-                400,
-                json!({"code": e.code(), "message": e.to_string(), "hint": e.hint()}),
-            )
+            let row = ProxyError::from(e).describe();
+            let body = json!({"code": row.code, "message": row.message, "hint": row.hint});
+            return (400, body);
         }
     };
     let listeners: Vec<Listener> = host::listening()

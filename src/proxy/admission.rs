@@ -2,9 +2,10 @@
 //! and the `?cmux_token=` visit that gives a browser its cookie.
 
 use super::ctx::RequestCtx;
-use crate::access::{split_query_token, TOKEN_COOKIE};
+use crate::access::split_query_token;
 use crate::app::ProxyState;
 use crate::error::{ProxyError, ProxyErrorKind};
+use crate::names::{TOKEN_COOKIE, TOKEN_QUERY};
 use crate::observe::EndReason;
 use pingora::http::ResponseHeader;
 use pingora::prelude::*;
@@ -50,7 +51,7 @@ fn refuse(ctx: &mut RequestCtx) -> Result<bool> {
 /// access log ever sees it; returns it.
 fn take_query_token(session: &mut Session) -> Option<String> {
     let uri = &session.req_header().uri;
-    let query = uri.query().filter(|q| q.contains("cmux_token="))?;
+    let query = uri.query().filter(|q| q.contains(TOKEN_QUERY))?;
     let (token, rest) = split_query_token(query)?;
     let stripped = match rest.as_str() {
         "" => uri.path().to_string(),

@@ -4,34 +4,30 @@
 use super::ctx::RequestCtx;
 use super::failure::connect_error_kind;
 use super::peer::refuse;
-use crate::access::TOKEN_HEADER;
 use crate::app::ProxyState;
-use crate::edge::{node_for, Edge, Hop, MACHINE};
-use crate::error::{grpc, ProxyErrorKind};
-use crate::routing::{requested_protocol, Target, UpstreamProtocol};
-use http::HeaderValue;
+use crate::edge::{node_for, Edge};
+use crate::error::ProxyErrorKind;
+use crate::names::MACHINE;
+use crate::routing::{Hop, Target};
+use http::{HeaderMap, HeaderValue};
 use pingora::http::RequestHeader;
 use pingora::prelude::*;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-/// Finds the node for a request at an edge. No retries: a node that refuses is down,
-/// and the node itself waits for a restarting dev server.
+/// Carries out an edge's plan: finds the node of the hop's machine. No retries: a node
+/// that refuses is down, and the node itself waits for a restarting dev server.
 pub async fn first_attempt(
     state: &ProxyState,
     edge: &Edge,
-    req: &RequestHeader,
-    upgrade: bool,
+    hop: Box<Hop>,
+    headers: &HeaderMap,
     ctx: &mut RequestCtx,
 ) -> Result<SocketAddr> {
-    ctx.upstream_protocol = protocol_to_node(req, upgrade);
-    let hop = match edge.hop(&req.headers) {
-        Ok(hop) => hop,
-        Err(e) => return refuse(ctx, e.into()),
-    };
-    let located = node_for(edge, &state.router.loops, &hop, &req.headers).await;
+    ctx.upstream_protocol = hop.protocol;
+    let located = node_for(edge, &state.router.loops, &hop, headers).await;
     // Kept before anything can fail, so that the access log names the machine.
-    ctx.hop = Some(Box::new(hop));
+    ctx.hop = Some(hop);
     let node = match located {
         Ok(node) => node,
         Err(e) => return refuse(ctx, e),
@@ -43,39 +39,16 @@ pub async fn first_attempt(
     Ok(addr)
 }
 
-/// How the edge speaks to the node: h2c for gRPC and for a request that asks its target
-/// to be spoken to in h2c (nodes serve h2c on their listener, and a gRPC call needs
-/// HTTP/2 end to end for its trailers); HTTP/1.1 otherwise, upgrades included. What the
-/// node then speaks to the target is the node's choice, from the same headers.
-fn protocol_to_node(req: &RequestHeader, upgrade: bool) -> UpstreamProtocol {
-    let asked_h2c = matches!(
-        requested_protocol(&req.headers),
-        Ok(Some(UpstreamProtocol::H2c))
-    );
-    if !upgrade && (grpc::is_grpc(&req.headers) || asked_h2c) {
-        UpstreamProtocol::H2c
-    } else {
-        UpstreamProtocol::Http1
-    }
-}
-
-/// What the node is told: the machine header goes, the port and workspace headers (and
-/// the wait, if any) are set from the hop, and the node token is the token header.
+/// What the node is told: the machine header goes, and the hop's headers
+/// ([`Hop::node_headers`]) replace the client's.
 pub fn tell_node(
     upstream: &mut RequestHeader,
     hop: &Hop,
     node_token: Option<&HeaderValue>,
 ) -> Result<()> {
-    upstream.remove_header(&MACHINE);
-    upstream.insert_header("X-Cmux-Port-Internal", hop.port.to_string())?;
-    if let Some(ws) = &hop.workspace {
-        upstream.insert_header("X-Cmux-Workspace-Internal", ws.as_str())?;
-    }
-    if let Some(wait) = &hop.wait {
-        upstream.insert_header("X-Cmux-Wait-Ms", wait.clone())?;
-    }
-    if let Some(token) = node_token {
-        upstream.insert_header(TOKEN_HEADER.clone(), token.clone())?;
+    upstream.remove_header(&MACHINE.wire);
+    for (header, value) in hop.node_headers(node_token) {
+        upstream.insert_header(header.display, value)?;
     }
     Ok(())
 }
@@ -104,6 +77,7 @@ mod tests {
             port: 3000,
             workspace: None,
             wait: None,
+            protocol: crate::routing::UpstreamProtocol::Http1,
         };
         let node = Target {
             addr: "10.0.3.7:8080".parse().unwrap(),

@@ -2,14 +2,20 @@
 //! headers (`X-Forwarded-For`, `-Proto`, `-Host`, and `Via`, which also guards against
 //! loops) added.
 
-use crate::access::{cookies_without_token, TOKEN_HEADER};
-use crate::routing::headers::routing_only;
+use crate::access::cookies_without_token;
+use crate::names::{SteeringHeader, PORT, TOKEN, TOKEN_COOKIE, WAIT, WORKSPACE};
+use crate::routing::header_text;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
 use pingora::http::RequestHeader;
 use pingora::prelude::*;
 use std::fmt::Write as _;
 use std::net::IpAddr;
+
+/// The routing headers, which only steer this proxy: never forwarded to a target. (The
+/// token goes with the token cookie; the host override and the upstream protocol are
+/// removed where they are applied.)
+static ROUTING_ONLY: [&SteeringHeader; 3] = [&PORT, &WORKSPACE, &WAIT];
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -48,8 +54,8 @@ pub fn rewrite(
     via: &ViaEntry,
     strip_token_cookie: bool,
 ) -> Result<()> {
-    for name in routing_only() {
-        upstream.remove_header(name);
+    for header in ROUTING_ONLY {
+        upstream.remove_header(&header.wire);
     }
     remove_token(upstream, strip_token_cookie)?;
     if let Some(ip) = client {
@@ -77,14 +83,15 @@ pub fn rewrite(
 
 /// Removes the token header, and with tokens in force the token cookie.
 fn remove_token(upstream: &mut RequestHeader, strip_cookie: bool) -> Result<()> {
-    if upstream.headers.contains_key(&TOKEN_HEADER) {
-        upstream.remove_header(&TOKEN_HEADER);
+    if upstream.headers.contains_key(&TOKEN.wire) {
+        upstream.remove_header(&TOKEN.wire);
     }
+    let name = TOKEN_COOKIE.as_bytes();
     let has_cookie = |h: &RequestHeader| {
         h.headers
             .get_all(http::header::COOKIE)
             .iter()
-            .any(|v| v.as_bytes().windows(11).any(|w| w == b"cmux_token="))
+            .any(|v| v.as_bytes().windows(name.len()).any(|w| w == name))
     };
     if strip_cookie && has_cookie(upstream) {
         match cookies_without_token(&upstream.headers) {
@@ -106,7 +113,7 @@ fn append_list_entry(
 ) -> String {
     let mut joined = String::with_capacity(48);
     for value in req.headers.get_all(name) {
-        joined.push_str(std::str::from_utf8(value.as_bytes()).unwrap_or("\u{FFFD}"));
+        joined.push_str(header_text(value));
         joined.push_str(", ");
     }
     entry(&mut joined);
@@ -156,6 +163,30 @@ mod tests {
             let mut out = String::new();
             push_ip(&mut out, ip);
             assert_eq!(out, ip.to_string());
+        }
+    }
+
+    #[test]
+    fn headers_that_never_travel_never_reach_the_target() {
+        use crate::names::{Travel, HOST_OVERRIDE, MACHINE, UPSTREAM_PROTOCOL};
+        let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+        let all = [
+            &PORT,
+            &WORKSPACE,
+            &WAIT,
+            &TOKEN,
+            &MACHINE,
+            &HOST_OVERRIDE,
+            &UPSTREAM_PROTOCOL,
+        ];
+        for header in all {
+            req.append_header(header.display, "1").unwrap();
+        }
+        let via = ViaEntry::new("1.1 cmux-proxy-test");
+        rewrite(&mut req, None, &via, true).unwrap();
+        for header in all {
+            let kept = req.headers.contains_key(&header.wire);
+            assert_eq!(kept, header.travel != Travel::Never, "{}", header.display);
         }
     }
 

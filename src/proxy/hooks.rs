@@ -5,13 +5,15 @@ use super::ctx::RequestCtx;
 use super::forwarded::{self, ViaEntry};
 use super::{admission, authority, edge_hop, hop_by_hop, host_override, peer, redirects, respond};
 use crate::app::ProxyState;
+use crate::names::UPSTREAM_PROTOCOL;
 use crate::observe::{EndReason, Entry, RequestKind};
-use crate::routing::UPSTREAM_PROTOCOL;
+use crate::routing::{Exchange, Head, Plan};
 use async_trait::async_trait;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyWarnLogContext};
 use pingora::{ErrorSource, ErrorType};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// The HTTP and WebSocket proxy: everything it needs is in the shared state.
@@ -24,6 +26,33 @@ impl CmuxProxy {
     pub fn new(state: Arc<ProxyState>) -> Self {
         let via = ViaEntry::new(&state.router.loops.via);
         CmuxProxy { state, via }
+    }
+}
+
+impl CmuxProxy {
+    /// Plans the request (once: later attempts are retries of the same target) and
+    /// carries out the plan's first attempt.
+    async fn carry_out_plan(&self, session: &Session, ctx: &mut RequestCtx) -> Result<SocketAddr> {
+        let req = session.req_header();
+        let head = Head {
+            headers: &req.headers,
+            uri_host: req.uri.host(),
+            exchange: match session.is_upgrade_req() {
+                true => Exchange::Upgrade,
+                false => Exchange::Http,
+            },
+        };
+        match (self.state.router.plan(&head), &self.state.edge) {
+            (Ok(Plan::Direct(direct)), _) => Ok(peer::first_attempt(direct, ctx)),
+            (Ok(Plan::Edge(hop)), Some(edge)) => {
+                edge_hop::first_attempt(&self.state, edge, hop, &req.headers, ctx).await
+            }
+            (Ok(Plan::Edge(_)), None) => Error::e_explain(
+                ErrorType::InternalError,
+                "an edge plan on a proxy without edge state",
+            ),
+            (Err(refusal), _) => peer::refuse(ctx, refusal.into()),
+        }
     }
 }
 
@@ -49,21 +78,13 @@ impl ProxyHttp for CmuxProxy {
         session: &mut Session,
         ctx: &mut Self::CTX,
     ) -> Result<Box<HttpPeer>> {
-        let addr = match (&ctx.target, &self.state.edge) {
-            (None, None) => {
-                let upgrade = session.is_upgrade_req();
-                peer::first_attempt(&self.state, session.req_header(), upgrade, ctx)?
-            }
-            (None, Some(edge)) => {
-                let upgrade = session.is_upgrade_req();
-                let req = session.req_header();
-                edge_hop::first_attempt(&self.state, edge, req, upgrade, ctx).await?
-            }
-            (Some(target), _) => {
+        let addr = match &ctx.target {
+            Some(target) => {
                 let addr = target.addr;
                 peer::pause_before_retry(session, ctx).await?;
                 addr
             }
+            None => self.carry_out_plan(session, ctx).await?,
         };
         Ok(peer::peer(
             addr,
@@ -90,8 +111,8 @@ impl ProxyHttp for CmuxProxy {
             let token = self.state.edge.as_ref().and_then(|e| e.node_token.as_ref());
             return edge_hop::tell_node(upstream, hop, token);
         }
-        if upstream.headers.contains_key(&UPSTREAM_PROTOCOL) {
-            upstream.remove_header(&UPSTREAM_PROTOCOL);
+        if upstream.headers.contains_key(&UPSTREAM_PROTOCOL.wire) {
+            upstream.remove_header(&UPSTREAM_PROTOCOL.wire);
         }
         match &ctx.host_override {
             Some(host) => host_override::apply(upstream, host),

@@ -5,45 +5,17 @@
 //! is left alone, for the dev server to judge.
 
 use super::origin::{first_entry, same_authority, AbsoluteUrl};
-use crate::error::ProxyErrorKind;
-use crate::routing::headers::HOST_OVERRIDE;
-use crate::routing::{parse_host_override, HostOverrideDefault};
-use http::{HeaderMap, HeaderValue};
+use crate::names::HOST_OVERRIDE;
+use http::HeaderValue;
 use pingora::http::RequestHeader;
 use pingora::prelude::*;
-
-/// The `Host` to send instead of the client's, if any: the header's value, else what
-/// the proxy's default says. A bad header value is the request's error (400). Without
-/// the header and with the default `keep`, this is one header lookup, no allocation.
-pub fn wanted(
-    headers: &HeaderMap,
-    default: HostOverrideDefault,
-    target_port: u16,
-) -> Result<Option<HeaderValue>, ProxyErrorKind> {
-    let mut sent = headers.get_all(&HOST_OVERRIDE).iter().peekable();
-    if sent.peek().is_some() {
-        let values: Vec<&str> = sent
-            .map(|v| std::str::from_utf8(v.as_bytes()).unwrap_or("\u{FFFD}"))
-            .collect();
-        return match parse_host_override(&values) {
-            Some(host) => Ok(HeaderValue::from_str(host).ok()),
-            None => Err(ProxyErrorKind::BadHostOverride(values.join(", "))),
-        };
-    }
-    Ok(match default {
-        HostOverrideDefault::Keep => None,
-        HostOverrideDefault::TargetLocalhost => {
-            HeaderValue::from_str(&format!("localhost:{target_port}")).ok()
-        }
-    })
-}
 
 /// Replaces `Host` with `host`, moves a same-origin `Origin` and `Referer` to it, and
 /// drops the override header. Runs after the forwarding headers are set: the client's
 /// origin is then `X-Forwarded-Proto` and `X-Forwarded-Host` (which default to `http`
 /// and the client's `Host`).
 pub fn apply(upstream: &mut RequestHeader, host: &HeaderValue) -> Result<()> {
-    upstream.remove_header(&HOST_OVERRIDE);
+    upstream.remove_header(&HOST_OVERRIDE.wire);
     let new_host = host.to_str().unwrap_or_default();
     let (origin, referer) = {
         let get = |name| {
@@ -88,36 +60,6 @@ impl ClientOrigin<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (name, value) in pairs {
-            map.append(
-                http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
-                HeaderValue::from_str(value).unwrap(),
-            );
-        }
-        map
-    }
-
-    #[test]
-    fn header_wins_over_default() {
-        let keep = HostOverrideDefault::Keep;
-        let local = HostOverrideDefault::TargetLocalhost;
-        assert_eq!(wanted(&headers(&[]), keep, 5173), Ok(None));
-        let got = wanted(&headers(&[]), local, 5173).unwrap().unwrap();
-        assert_eq!(got, "localhost:5173");
-        let h = headers(&[("x-cmux-host-override", " 127.0.0.1:3000 ")]);
-        assert_eq!(wanted(&h, local, 5173).unwrap().unwrap(), "127.0.0.1:3000");
-        let bad = headers(&[
-            ("x-cmux-host-override", "a:1"),
-            ("x-cmux-host-override", "b"),
-        ]);
-        assert_eq!(
-            wanted(&bad, keep, 1),
-            Err(ProxyErrorKind::BadHostOverride("a:1, b".into()))
-        );
-    }
 
     #[test]
     fn moves_same_origin_urls_only() {

@@ -1,12 +1,12 @@
-//! Choosing the upstream peer: route the first attempt, pace the retries of a refused
-//! target within the wait budget, and set the peer's timeouts.
+//! Choosing the upstream peer: carry out the plan's first attempt, pace the retries of a
+//! refused target within the wait budget, and set the peer's timeouts.
 
 use super::ctx::RequestCtx;
 use super::failure::connect_failure;
-use super::{host_override, upstream_protocol};
+use super::upstream_protocol;
 use crate::app::ProxyState;
 use crate::error::ProxyError;
-use crate::routing::{UpstreamProtocol, WaitPolicy};
+use crate::routing::{Direct, UpstreamProtocol, WaitPolicy};
 use pingora::prelude::*;
 use pingora::ErrorType;
 use std::net::SocketAddr;
@@ -16,32 +16,16 @@ use std::time::{Duration, Instant};
 /// default, set explicitly so that the error message can name it.
 pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Routes a request's first attempt, checks its host override, chooses the protocol
-/// spoken to the target (`upgrade`: a WebSocket handshake) and starts its wait budget.
-pub fn first_attempt(
-    state: &ProxyState,
-    req: &RequestHeader,
-    upgrade: bool,
-    ctx: &mut RequestCtx,
-) -> Result<SocketAddr> {
-    let routed = match state.router.route(&req.headers, req.uri.host()) {
-        Ok(routed) => routed,
-        Err(refused) => return refuse(ctx, ProxyError::from(refused)),
-    };
-    let port = routed.target.addr.port();
-    match host_override::wanted(&req.headers, state.host_override, port) {
-        Ok(host) => ctx.host_override = host,
-        Err(kind) => return refuse(ctx, ProxyError::new(kind, &routed.target)),
-    }
-    match upstream_protocol::choose(req, port, &state.h2c_ports, upgrade) {
-        Ok(protocol) => ctx.upstream_protocol = protocol,
-        Err(kind) => return refuse(ctx, ProxyError::new(kind, &routed.target)),
-    }
-    let addr = routed.target.addr;
-    ctx.target = Some(routed.target);
-    ctx.wait_budget = routed.wait_budget;
+/// Carries out a node's plan for the first attempt: the target, its host override and
+/// its protocol go into the context, and the wait budget starts.
+pub fn first_attempt(plan: Direct, ctx: &mut RequestCtx) -> SocketAddr {
+    let addr = plan.target.addr;
+    ctx.host_override = plan.host_override;
+    ctx.upstream_protocol = plan.protocol;
+    ctx.target = Some(plan.target);
+    ctx.wait_budget = plan.wait;
     ctx.wait_started = Some(Instant::now());
-    Ok(addr)
+    addr
 }
 
 /// A request refused before connecting keeps its error in the context, for

@@ -6,8 +6,9 @@ use super::failure::{classify, Failure};
 use super::grpc_answer;
 use super::peer::BODY_READ_TIMEOUT;
 use crate::app::ProxyState;
-use crate::error::{grpc, BodyFormat, ProxyError};
+use crate::error::{BodyFormat, ProxyError};
 use crate::observe::EndReason;
+use crate::routing::is_grpc;
 use pingora::prelude::*;
 use pingora::proxy::FailToProxy;
 
@@ -60,12 +61,12 @@ pub async fn fail(
     e: &Error,
     ctx: &mut RequestCtx,
 ) -> FailToProxy {
-    let is_grpc = grpc::is_grpc(&session.req_header().headers);
+    let grpc = is_grpc(&session.req_header().headers);
     let err = match error_for(state, session, e, ctx).await {
         Ok(err) => err,
         Err(close) => {
             if close.error_code == 500 {
-                if is_grpc {
+                if grpc {
                     grpc_answer::internal(session).await;
                 } else {
                     let _ = session.respond_error(500).await;
@@ -76,7 +77,7 @@ pub async fn fail(
     };
     let row = err.describe();
     ctx.end = Some(EndReason::Answered(row.code));
-    if is_grpc {
+    if grpc {
         // pingora logs the HTTP status the table gives the same failure.
         grpc_answer::answer(session, &err).await;
         return closed(row.status);

@@ -1,10 +1,13 @@
 //! The host override: which `Host` a target is sent. Dev servers such as Vite and
 //! webpack-dev-server answer only `localhost`, `*.localhost` and IP addresses, so a
 //! preview reached through another name asks for `X-Cmux-Host-Override: localhost:5173`,
-//! or the proxy is set to send `localhost:<target port>` for every request. The checks
-//! here are pure; the head is rewritten in `proxy::host_override`.
+//! or the proxy is set to send `localhost:<target port>` for every request. The choice
+//! is pure and part of the routing plan; the head is rewritten in `proxy::host_override`.
 
-use super::parse::{parse_port, single_value, trim_blank};
+use super::error::RouteError;
+use super::parse::{header_text, parse_port, single_value, trim_blank};
+use crate::names::HOST_OVERRIDE;
+use http::{HeaderMap, HeaderValue};
 
 /// The `Host` a target gets when a request carries no override header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -25,6 +28,30 @@ impl HostOverrideDefault {
             _ => None,
         }
     }
+}
+
+/// The `Host` to send instead of the client's, if any: the header's value, else what
+/// the proxy's default says. A bad header value is the request's error (400). Without
+/// the header and with the default `keep`, this is one header lookup, no allocation.
+pub fn wanted(
+    headers: &HeaderMap,
+    default: HostOverrideDefault,
+    target_port: u16,
+) -> Result<Option<HeaderValue>, RouteError> {
+    let mut sent = headers.get_all(&HOST_OVERRIDE.wire).iter().peekable();
+    if sent.peek().is_some() {
+        let values: Vec<&str> = sent.map(header_text).collect();
+        return match parse_host_override(&values) {
+            Some(host) => Ok(HeaderValue::from_str(host).ok()),
+            None => Err(RouteError::BadHostOverride(values.join(", "))),
+        };
+    }
+    Ok(match default {
+        HostOverrideDefault::Keep => None,
+        HostOverrideDefault::TargetLocalhost => {
+            HeaderValue::from_str(&format!("localhost:{target_port}")).ok()
+        }
+    })
 }
 
 /// The longest host name DNS allows.
@@ -80,6 +107,26 @@ fn valid_host(host: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::routing::parse::header_map as headers;
+
+    #[test]
+    fn header_wins_over_default() {
+        let keep = HostOverrideDefault::Keep;
+        let local = HostOverrideDefault::TargetLocalhost;
+        assert_eq!(wanted(&headers(&[]), keep, 5173), Ok(None));
+        let got = wanted(&headers(&[]), local, 5173).unwrap().unwrap();
+        assert_eq!(got, "localhost:5173");
+        let h = headers(&[("x-cmux-host-override", " 127.0.0.1:3000 ")]);
+        assert_eq!(wanted(&h, local, 5173).unwrap().unwrap(), "127.0.0.1:3000");
+        let bad = headers(&[
+            ("x-cmux-host-override", "a:1"),
+            ("x-cmux-host-override", "b"),
+        ]);
+        assert_eq!(
+            wanted(&bad, keep, 1),
+            Err(RouteError::BadHostOverride("a:1, b".into()))
+        );
+    }
 
     fn one(v: &str) -> Option<&str> {
         parse_host_override(&[v])

@@ -1,6 +1,22 @@
 //! Parsing header values: ports, waits, repeated headers and the `.localhost` Host form.
 
 use super::error::RouteError;
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+/// A header value as text. A value that is not UTF-8 shows as U+FFFD: it can still be
+/// named in an error, and never equals a valid value.
+pub fn header_text(value: &HeaderValue) -> &str {
+    std::str::from_utf8(value.as_bytes()).unwrap_or("\u{FFFD}")
+}
+
+/// The one value a possibly repeated header's copies agree on (`None`: absent), or the
+/// first two that differ.
+pub type Agreed<'a> = Result<Option<&'a str>, (String, String)>;
+
+/// The value the copies of header `name` agree on (see [`single_value`]).
+pub fn agreed<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Agreed<'a> {
+    single_value(headers.get_all(name).iter().map(header_text))
+}
 
 /// Trims spaces and tabs, as HTTP allows around a field value.
 pub fn trim_blank(s: &str) -> &str {
@@ -36,9 +52,7 @@ pub fn parse_wait_ms(raw: &str) -> Result<u64, RouteError> {
 /// Agrees on one value for a header that may be repeated: all copies must match
 /// (after trimming), else the two first different values are returned. Takes the values
 /// as they come from the header map, with no list built per request.
-pub fn single_value<'a>(
-    values: impl IntoIterator<Item = &'a str>,
-) -> Result<Option<&'a str>, (String, String)> {
+pub fn single_value<'a>(values: impl IntoIterator<Item = &'a str>) -> Agreed<'a> {
     let mut chosen: Option<&str> = None;
     for v in values {
         let v = trim_blank(v);
@@ -73,6 +87,19 @@ pub fn split_localhost_host(host: &str) -> Option<(&str, &str)> {
         return None;
     }
     Some((workspace, port))
+}
+
+/// A header map from (name, value) pairs, in order, repeats kept: for unit tests.
+#[cfg(test)]
+pub fn header_map(pairs: &[(&str, &str)]) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    for (name, value) in pairs {
+        map.append(
+            HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            HeaderValue::from_str(value).unwrap(),
+        );
+    }
+    map
 }
 
 #[cfg(test)]

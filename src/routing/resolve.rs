@@ -2,12 +2,12 @@
 
 use super::address::workspace_address;
 use super::error::RouteError;
-use super::parse::{parse_port, split_localhost_host};
+use super::parse::{parse_port, split_localhost_host, Agreed};
 use super::target::Target;
 use std::net::{IpAddr, SocketAddr};
 
 /// The routing inputs of one request, borrowed from its head: the value its copies of the
-/// port header agree on (see [`single_value`]; a value that is not UTF-8 shows as
+/// port header agree on (a value that is not UTF-8 shows as
 /// U+FFFD), the same for the workspace header, and the Host.
 #[derive(Debug, Clone)]
 pub struct RouteRequest<'a> {
@@ -15,10 +15,6 @@ pub struct RouteRequest<'a> {
     pub workspace: Agreed<'a>,
     pub host: Option<&'a str>,
 }
-
-/// The one value a possibly repeated header's copies agree on (`None`: absent), or the
-/// first two that differ.
-pub type Agreed<'a> = Result<Option<&'a str>, (String, String)>;
 
 /// Resolves a request to its target. `default_host` is `--upstream-host`, already
 /// resolved to an address at start-up. The headers win over a
@@ -99,10 +95,6 @@ mod tests {
             route(&["1"], &["workspace-0"], None),
             Err(RouteError::BadWorkspace { .. })
         ));
-        assert_eq!(
-            RouteError::MissingPort.to_string(),
-            "missing required header: X-Cmux-Port-Internal"
-        );
     }
 
     #[test]

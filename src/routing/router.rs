@@ -1,106 +1,113 @@
-//! The one routing pipeline that HTTP, WebSocket and CONNECT requests all go through:
-//! headers in; target, loop check and wait budget out.
+//! The one routing step that HTTP, WebSocket, h2c and CONNECT requests all go through:
+//! a request head in, a [`Plan`] (or a [`Refusal`]) out.
 
 use super::error::RouteError;
-use super::headers::{PORT, WAIT, WORKSPACE};
-use super::parse::{parse_wait_ms, single_value};
-use super::policy::{LoopGuard, TargetPolicy, WaitPolicy};
-use super::resolve::{resolve, Agreed, RouteRequest};
-use super::target::Target;
-use http::{HeaderMap, HeaderName, HeaderValue};
+use super::host_override::{self, HostOverrideDefault};
+use super::loop_guard::LoopGuard;
+use super::machine;
+use super::parse::{agreed, header_text, parse_wait_ms};
+use super::plan::{Direct, Exchange, Head, Plan, Reason, Refusal};
+use super::policy::{PortRange, TargetPolicy, WaitPolicy};
+use super::protocol::{self, UpstreamProtocol};
+use super::resolve::{resolve, RouteRequest};
+use crate::names::{PORT, WAIT, WORKSPACE};
 use std::net::{IpAddr, SocketAddr};
-use std::time::Duration;
 
-/// A request the router accepted.
+/// Whether this proxy serves its own machine's workspaces or forwards to other
+/// machines' proxies.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Routed {
-    pub target: Target,
-    /// How long refused connections to the target may be retried.
-    pub wait_budget: Duration,
+pub enum Mode {
+    Node,
+    /// `domain`: the `edge_domain` of the `<workspace>-<port>--<machine>` Host form.
+    Edge {
+        domain: Option<String>,
+    },
 }
 
-/// A request the router refused.
+/// The routing rules, fixed at start-up.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Refused {
-    /// The routing headers are missing or invalid (400).
-    Invalid(RouteError),
-    /// The request would reach this proxy again, at this target (508).
-    Loop(Target),
-    /// The target policy refuses this target (403), for this reason.
-    Forbidden(Target, String),
-}
-
-impl From<RouteError> for Refused {
-    fn from(e: RouteError) -> Self {
-        Refused::Invalid(e)
-    }
-}
-
-/// Routing settings, fixed at start-up.
-pub struct Router {
+pub struct RouteRules {
+    pub mode: Mode,
     /// `--upstream-host`, for requests that name no workspace.
     pub upstream_host: IpAddr,
-    pub loops: LoopGuard,
     pub wait: WaitPolicy,
     pub targets: TargetPolicy,
+    /// The `Host` a target gets when a request sends no `X-Cmux-Host-Override`.
+    pub host_override: HostOverrideDefault,
+    /// Target ports spoken to in h2c.
+    pub h2c_ports: Vec<PortRange>,
 }
 
-/// A header value as text; a value that is not UTF-8 shows as U+FFFD, so that it can
-/// still be named in an error.
-fn text(value: &HeaderValue) -> &str {
-    std::str::from_utf8(value.as_bytes()).unwrap_or("\u{FFFD}")
-}
-
-/// The value a header's copies agree on (see [`single_value`]).
-fn agreed<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Agreed<'a> {
-    single_value(headers.get_all(name).iter().map(text))
+/// Turns request heads into plans.
+pub struct Router {
+    pub rules: RouteRules,
+    pub loops: LoopGuard,
 }
 
 impl Router {
     /// `own` are every address this process listens on (proxy and admin): never a
     /// target.
-    pub fn new(
-        upstream_host: IpAddr,
-        own: Vec<SocketAddr>,
-        wait: WaitPolicy,
-        targets: TargetPolicy,
-    ) -> Self {
+    pub fn new(rules: RouteRules, own: Vec<SocketAddr>) -> Self {
         Router {
-            upstream_host,
+            rules,
             loops: LoopGuard::new(own),
-            wait,
-            targets,
         }
     }
 
-    /// Routes one request head. `uri_host` is the host of an absolute request target,
-    /// used when there is no `Host` header (never for CONNECT, whose authority is
-    /// ignored).
-    pub fn route(&self, headers: &HeaderMap, uri_host: Option<&str>) -> Result<Routed, Refused> {
+    /// Where the request goes. Pure: no I/O (an edge's DNS look-up comes after).
+    pub fn plan(&self, head: &Head<'_>) -> Result<Plan, Refusal> {
+        match &self.rules.mode {
+            Mode::Node => self.direct(head).map(Plan::Direct),
+            Mode::Edge { domain } => {
+                let upgrade = head.exchange == Exchange::Upgrade;
+                let hop = machine::hop(head.headers, domain.as_deref(), upgrade)?;
+                Ok(Plan::Edge(Box::new(hop)))
+            }
+        }
+    }
+
+    fn direct(&self, head: &Head<'_>) -> Result<Direct, Refusal> {
+        let headers = head.headers;
         let host = headers
             .get(http::header::HOST)
             .and_then(|h| h.to_str().ok())
-            .or(uri_host);
+            .or(head.uri_host);
         let request = RouteRequest {
-            port: agreed(headers, &PORT),
-            workspace: agreed(headers, &WORKSPACE),
+            port: agreed(headers, &PORT.wire),
+            workspace: agreed(headers, &WORKSPACE.wire),
             host,
         };
-        let target = resolve(request, self.upstream_host)?;
-        let via = headers.get_all(http::header::VIA).iter().map(text);
-        if self.loops.seen_in(via) || self.loops.is_own_listener(target.addr) {
-            return Err(Refused::Loop(target));
+        let target = resolve(request, self.rules.upstream_host)?;
+        if self.loops.refuses(headers, target.addr) {
+            return Err(Refusal::at(Reason::Loop, &target));
         }
-        if let Err(why) = self.targets.check(&target) {
-            return Err(Refused::Forbidden(target, why));
+        if let Err(why) = self.rules.targets.check(&target) {
+            return Err(Refusal::at(Reason::Forbidden(why), &target));
         }
         let wait_ms = headers
-            .get(&WAIT)
-            .map(|v| parse_wait_ms(text(v)))
+            .get(&WAIT.wire)
+            .map(|v| parse_wait_ms(header_text(v)))
             .transpose()?;
-        Ok(Routed {
+        let wait = self.rules.wait.budget(wait_ms);
+        let port = target.addr.port();
+        let invalid = |e: RouteError| Refusal::at(Reason::Invalid(e), &target);
+        let (host_override, protocol) = match head.exchange {
+            Exchange::Connect => (None, UpstreamProtocol::Http1),
+            exchange => {
+                let default = self.rules.host_override;
+                let host = host_override::wanted(headers, default, port).map_err(invalid)?;
+                let upgrade = exchange == Exchange::Upgrade;
+                let h2c_ports = &self.rules.h2c_ports;
+                let protocol =
+                    protocol::choose(headers, port, h2c_ports, upgrade).map_err(invalid)?;
+                (host, protocol)
+            }
+        };
+        Ok(Direct {
             target,
-            wait_budget: self.wait.budget(wait_ms),
+            wait,
+            host_override,
+            protocol,
         })
     }
 }
@@ -108,54 +115,139 @@ impl Router {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::routing::headers::header_map as headers;
+    use crate::routing::parse::header_map as headers;
+    use http::{HeaderMap, HeaderValue};
+    use std::time::Duration;
+
+    fn rules(mode: Mode) -> RouteRules {
+        RouteRules {
+            mode,
+            upstream_host: "127.0.0.1".parse().unwrap(),
+            wait: WaitPolicy {
+                default: Duration::from_secs(2),
+                max: Duration::from_secs(30),
+            },
+            targets: TargetPolicy::default(),
+            host_override: HostOverrideDefault::Keep,
+            h2c_ports: Vec::new(),
+        }
+    }
 
     fn router() -> Router {
-        let wait = WaitPolicy {
-            default: Duration::from_secs(2),
-            max: Duration::from_secs(30),
-        };
-        Router::new(
-            "127.0.0.1".parse().unwrap(),
-            vec!["127.0.0.1:8080".parse().unwrap()],
-            wait,
-            TargetPolicy::default(),
-        )
+        Router::new(rules(Mode::Node), vec!["127.0.0.1:8080".parse().unwrap()])
+    }
+
+    fn plan(r: &Router, h: &HeaderMap, exchange: Exchange) -> Result<Plan, Refusal> {
+        r.plan(&Head {
+            headers: h,
+            uri_host: None,
+            exchange,
+        })
+    }
+
+    fn direct(r: &Router, h: &HeaderMap, exchange: Exchange) -> Result<Direct, Refusal> {
+        match plan(r, h, exchange)? {
+            Plan::Direct(d) => Ok(d),
+            other => panic!("not direct: {other:?}"),
+        }
     }
 
     #[test]
     fn routes_with_wait_budget() {
         let r = router();
-        let got = r
-            .route(
-                &headers(&[("x-cmux-port-internal", "3000"), ("x-cmux-wait-ms", "500")]),
-                None,
-            )
-            .unwrap();
+        let h = headers(&[("x-cmux-port-internal", "3000"), ("x-cmux-wait-ms", "500")]);
+        let got = direct(&r, &h, Exchange::Http).unwrap();
         assert_eq!(got.target.addr, "127.0.0.1:3000".parse().unwrap());
-        assert_eq!(got.wait_budget, Duration::from_millis(500));
-        let got = r.route(&headers(&[]), Some("workspace-7-5173.localhost"));
-        assert_eq!(got.unwrap().target.addr, "127.18.0.7:5173".parse().unwrap());
+        assert_eq!(got.wait, Duration::from_millis(500));
+        let by_host = r.plan(&Head {
+            headers: &headers(&[]),
+            uri_host: Some("workspace-7-5173.localhost"),
+            exchange: Exchange::Http,
+        });
+        let Ok(Plan::Direct(d)) = by_host else {
+            panic!("{by_host:?}")
+        };
+        assert_eq!(d.target.addr, "127.18.0.7:5173".parse().unwrap());
     }
 
     #[test]
     fn refuses_loops_and_bad_waits() {
         let r = router();
-        let own = r.route(&headers(&[("x-cmux-port-internal", "8080")]), None);
-        assert!(matches!(own, Err(Refused::Loop(_))), "{own:?}");
+        let own = direct(
+            &r,
+            &headers(&[("x-cmux-port-internal", "8080")]),
+            Exchange::Http,
+        );
+        assert_eq!(own.unwrap_err().reason, Reason::Loop);
         let via = r.loops.via.clone();
-        let seen = r.route(
-            &headers(&[("x-cmux-port-internal", "3000"), ("via", &via)]),
-            None,
+        let h = headers(&[("x-cmux-port-internal", "3000"), ("via", &via)]);
+        for exchange in [Exchange::Http, Exchange::Upgrade, Exchange::Connect] {
+            let seen = direct(&r, &h, exchange).unwrap_err();
+            assert_eq!(seen.reason, Reason::Loop);
+            assert_eq!(seen.target.unwrap().addr, "127.0.0.1:3000".parse().unwrap());
+        }
+        let h = headers(&[("x-cmux-port-internal", "3000"), ("x-cmux-wait-ms", "soon")]);
+        let wait = direct(&r, &h, Exchange::Http).unwrap_err();
+        assert_eq!(wait, RouteError::BadWait("soon".into()).into());
+    }
+
+    #[test]
+    fn connect_ignores_the_http_only_headers() {
+        let r = router();
+        let h = headers(&[
+            ("x-cmux-port-internal", "3000"),
+            ("x-cmux-host-override", "not a host"),
+            ("x-cmux-upstream-protocol", "spdy"),
+        ]);
+        let bad = direct(&r, &h, Exchange::Http).unwrap_err();
+        assert!(matches!(
+            bad.reason,
+            Reason::Invalid(RouteError::BadHostOverride(_))
+        ));
+        assert!(bad.target.is_some(), "the target is named in the answer");
+        let tunnel = direct(&r, &h, Exchange::Connect).unwrap();
+        assert_eq!(tunnel.host_override, None);
+        assert_eq!(tunnel.protocol, UpstreamProtocol::Http1);
+    }
+
+    #[test]
+    fn an_edge_plans_a_hop() {
+        let domain = Some("edge.example".to_string());
+        let r = Router::new(rules(Mode::Edge { domain }), vec![]);
+        let h = headers(&[
+            ("host", "workspace-7-5173--m1.edge.example"),
+            ("content-type", "application/grpc"),
+        ]);
+        let Ok(Plan::Edge(hop)) = plan(&r, &h, Exchange::Http) else {
+            panic!("no hop")
+        };
+        assert_eq!((hop.machine.as_str(), hop.port), ("m1", 5173));
+        assert_eq!(hop.protocol, UpstreamProtocol::H2c);
+        let Ok(Plan::Edge(hop)) = plan(&r, &h, Exchange::Upgrade) else {
+            panic!("no hop")
+        };
+        assert_eq!(hop.protocol, UpstreamProtocol::Http1);
+        let none = plan(
+            &r,
+            &headers(&[("x-cmux-port-internal", "1")]),
+            Exchange::Connect,
         );
-        assert!(matches!(seen, Err(Refused::Loop(_))), "{seen:?}");
-        let wait = r.route(
-            &headers(&[("x-cmux-port-internal", "3000"), ("x-cmux-wait-ms", "soon")]),
-            None,
-        );
-        assert_eq!(
-            wait,
-            Err(Refused::Invalid(RouteError::BadWait("soon".into())))
-        );
+        assert_eq!(none, Err(RouteError::MissingMachine.into()));
+    }
+
+    #[test]
+    fn a_via_that_is_not_utf8_loops_on_every_path() {
+        let r = router();
+        let mut raw = format!("1.1 \u{e9}, {}, 1.1 ", r.loops.via).into_bytes();
+        raw.push(0xff);
+        let mut h = headers(&[("x-cmux-port-internal", "3000")]);
+        h.append("via", HeaderValue::from_bytes(&raw).unwrap());
+        for exchange in [Exchange::Http, Exchange::Upgrade, Exchange::Connect] {
+            let refused = direct(&r, &h, exchange).unwrap_err();
+            assert_eq!(refused.reason, Reason::Loop, "{exchange:?}");
+        }
+        // An edge checks the node it found with the same guard.
+        let node = "10.0.3.7:8080".parse().unwrap();
+        assert!(r.loops.refuses(&h, node));
     }
 }

@@ -4,12 +4,11 @@
 
 use super::request::ConnectRequest;
 use super::upstream::connect;
-use crate::access::TOKEN_HEADER;
 use crate::app::ProxyState;
-use crate::edge::{Edge, Hop};
+use crate::edge::Edge;
 use crate::error::reply::write_all_flush;
 use crate::error::{ProxyError, ProxyErrorKind};
-use crate::routing::Target;
+use crate::routing::{for_this_hop_only, header_text, Hop, Target};
 use pingora::protocols::Stream;
 use std::fmt::Write as _;
 use std::io;
@@ -30,30 +29,20 @@ pub enum NodeAnswer {
     Refused(u16),
 }
 
-/// The CONNECT head sent to a node: the client's head less the machine header and any
-/// token, plus the port and workspace, the node token and this proxy's `Via`.
+/// The CONNECT head sent to a node: the client's head less what is for this hop only
+/// and its proxy credential, then the hop's headers, and this proxy's `Via`.
 fn node_head(req: &ConnectRequest, hop: &Hop, edge: &Edge, via: &str) -> String {
     let mut head = format!("CONNECT {}:{} HTTP/1.1\r\n", hop.machine, hop.port);
-    let _ = write!(head, "X-Cmux-Port-Internal: {}\r\n", hop.port);
-    if let Some(ws) = &hop.workspace {
-        let _ = write!(head, "X-Cmux-Workspace-Internal: {ws}\r\n");
-    }
-    if let Some(token) = edge.node_token.as_ref().and_then(|t| t.to_str().ok()) {
-        let _ = write!(head, "X-Cmux-Token: {token}\r\n");
+    for (header, value) in hop.node_headers(edge.node_token.as_ref()) {
+        let _ = write!(head, "{}: {}\r\n", header.display, header_text(&value));
     }
     let mut vias = Vec::new();
     for (name, value) in &req.headers {
         let Ok(value) = value.to_str() else { continue };
-        match name.as_str() {
-            "x-cmux-machine-internal"
-            | "x-cmux-port-internal"
-            | "x-cmux-workspace-internal"
-            | "proxy-authorization" => {}
-            n if n == TOKEN_HEADER.as_str() => {}
-            "via" => vias.push(value),
-            _ => {
-                let _ = write!(head, "{name}: {value}\r\n");
-            }
+        if name == http::header::VIA {
+            vias.push(value);
+        } else if !for_this_hop_only(name) && name != http::header::PROXY_AUTHORIZATION {
+            let _ = write!(head, "{name}: {value}\r\n");
         }
     }
     vias.push(via);
@@ -112,7 +101,7 @@ pub async fn open(
     };
     let head = node_head(req, hop, edge, &state.router.loops.via);
     // The node may wait for a restarting dev server before it answers.
-    let patience = state.connect_timeout + state.router.wait.max;
+    let patience = state.connect_timeout + state.router.rules.wait.max;
     let asked = async {
         upstream.write_all(head.as_bytes()).await?;
         read_node_head(&mut upstream).await

@@ -17,7 +17,7 @@ use crate::error::reply::{answer_and_close, reject, write_all_flush};
 use crate::error::wire::raw_response;
 use crate::error::{BodyFormat, ProxyError, ProxyErrorKind};
 use crate::observe::{peer_addr, EndReason, Entry, RequestKind};
-use crate::routing::Target;
+use crate::routing::{Exchange, Head, Hop, Plan, Target};
 use pingora::protocols::Stream;
 use std::net::IpAddr;
 use std::time::Instant;
@@ -123,7 +123,7 @@ async fn tunnel(
     }
 }
 
-/// Parses, checks the token, routes and connects, then answers `200`; on failure,
+/// Parses, checks the token, plans the route and connects, then answers `200`; on failure,
 /// answers the client and says what became of the request.
 async fn establish(
     client: &mut Stream,
@@ -144,16 +144,26 @@ async fn establish(
         let err = ProxyError::without_target(ProxyErrorKind::Unauthorized { proxy: true });
         return Err(answer(client, err, request.format).await);
     }
-    if let Some(edge) = &state.edge {
-        return through_edge(client, request, edge, state).await;
-    }
-    let routed = match state.router.route(&request.headers, None) {
-        Ok(routed) => routed,
-        Err(refused) => return Err(answer(client, refused.into(), request.format).await),
+    let head = Head {
+        headers: &request.headers,
+        uri_host: None,
+        exchange: Exchange::Connect,
     };
-    let target = routed.target;
+    let direct = match (state.router.plan(&head), &state.edge) {
+        (Ok(Plan::Direct(direct)), _) => direct,
+        (Ok(Plan::Edge(hop)), Some(edge)) => {
+            return through_edge(client, request, *hop, edge, state).await
+        }
+        (Ok(Plan::Edge(_)), None) => {
+            let why = "an edge plan on a proxy without edge state".to_string();
+            let err = ProxyError::without_target(ProxyErrorKind::ConnectFailed(why));
+            return Err(answer(client, err, request.format).await);
+        }
+        (Err(refusal), _) => return Err(answer(client, refusal.into(), request.format).await),
+    };
+    let target = direct.target;
     let mut early_data = request.early_data;
-    let budget = routed.wait_budget;
+    let budget = direct.wait;
     let upstream = match connect_waiting(&target, state, budget, client, &mut early_data).await {
         Ok(s) => s,
         Err(NotConnected::ClientLeft) => return Err(Outcome::client_left(target)),
@@ -178,13 +188,10 @@ async fn establish(
 async fn through_edge(
     client: &mut Stream,
     request: ConnectRequest,
+    hop: Hop,
     edge: &Edge,
     state: &ProxyState,
 ) -> Result<Established, Outcome> {
-    let hop = match edge.hop(&request.headers) {
-        Ok(hop) => hop,
-        Err(e) => return Err(answer(client, e.into(), request.format).await),
-    };
     let with_machine = |mut outcome: Outcome| {
         outcome.machine = Some(hop.machine.clone());
         outcome

@@ -2,58 +2,13 @@
 //! `X-Cmux-Machine-Internal` header with the usual port and workspace headers, or a
 //! `<workspace>-<port>--<machine>.<edge_domain>` Host. Pure functions of the head.
 
-use crate::routing::headers::{PORT, WAIT, WORKSPACE};
-use crate::routing::{parse_port, workspace_address, RouteError};
-use http::{HeaderMap, HeaderName, HeaderValue};
-use std::fmt;
-
-/// Names the machine that holds the workspace (edge mode only).
-pub static MACHINE: HeaderName = HeaderName::from_static("x-cmux-machine-internal");
-pub const MACHINE_DISPLAY: &str = "X-Cmux-Machine-Internal";
-
-/// Where an edge sends a request: the machine, and what the node is told.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Hop {
-    /// A valid DNS label, in lower case.
-    pub machine: String,
-    pub port: u16,
-    pub workspace: Option<String>,
-    /// `X-Cmux-Wait-Ms` as sent, for the node to honour.
-    pub wait: Option<HeaderValue>,
-}
-
-/// Why a request names no machine an edge can use.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AddressError {
-    /// Neither the header nor the Host names a machine.
-    MissingMachine,
-    /// The machine name is not one DNS label; the name as sent.
-    BadMachine(String),
-    /// The port or workspace is wrong, as on a node.
-    Route(RouteError),
-}
-
-impl From<RouteError> for AddressError {
-    fn from(e: RouteError) -> Self {
-        AddressError::Route(e)
-    }
-}
-
-impl fmt::Display for AddressError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            AddressError::MissingMachine => write!(
-                f,
-                "no machine named: send {MACHINE_DISPLAY} or a <workspace>-<port>--<machine> Host"
-            ),
-            AddressError::BadMachine(name) => write!(
-                f,
-                "invalid machine name {name:?}: expected one DNS label (letters, digits, '-')"
-            ),
-            AddressError::Route(e) => e.fmt(f),
-        }
-    }
-}
+use super::address::workspace_address;
+use super::error::RouteError;
+use super::parse::{agreed, parse_port};
+use super::plan::Hop;
+use super::protocol;
+use crate::names::{MACHINE, PORT, WAIT, WORKSPACE};
+use http::HeaderMap;
 
 /// The parts of a `<workspace>-<port>--<machine>.<edge_domain>` Host, unvalidated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,23 +63,10 @@ pub fn valid_machine(name: &str) -> bool {
         && !name.ends_with('-')
 }
 
-fn one_value<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Option<&'a str>, String> {
-    let mut chosen: Option<&str> = None;
-    for v in headers.get_all(name) {
-        let v = std::str::from_utf8(v.as_bytes())
-            .unwrap_or("\u{FFFD}")
-            .trim_matches(|c| c == ' ' || c == '\t');
-        match chosen {
-            Some(c) if c != v => return Err(format!("{c}, {v}")),
-            _ => chosen = Some(v),
-        }
-    }
-    Ok(chosen)
-}
-
-/// Reads the machine, port and workspace of a request head. Headers win over the
-/// Host, each for its own part, as on a node.
-pub fn hop(headers: &HeaderMap, domain: Option<&str>) -> Result<Hop, AddressError> {
+/// Reads the machine, port and workspace of a request head at an edge, and how the
+/// node is spoken to (`upgrade`: a WebSocket handshake). Headers win over the Host, each
+/// for its own part, as on a node.
+pub fn hop(headers: &HeaderMap, domain: Option<&str>, upgrade: bool) -> Result<Hop, RouteError> {
     let host = headers
         .get(http::header::HOST)
         .and_then(|h| h.to_str().ok());
@@ -132,30 +74,22 @@ pub fn hop(headers: &HeaderMap, domain: Option<&str>) -> Result<Hop, AddressErro
         (Some(host), Some(domain)) => split_edge_host(host, domain),
         _ => None,
     };
-    let machine = match one_value(headers, &MACHINE) {
-        Err(both) => return Err(AddressError::BadMachine(both)),
+    let machine = match agreed(headers, &MACHINE.wire) {
+        Err((a, b)) => return Err(RouteError::BadMachine(format!("{a}, {b}"))),
         Ok(Some(m)) => m,
-        Ok(None) => parts
-            .map(|p| p.machine)
-            .ok_or(AddressError::MissingMachine)?,
+        Ok(None) => parts.map(|p| p.machine).ok_or(RouteError::MissingMachine)?,
     };
     if !valid_machine(machine) {
-        return Err(AddressError::BadMachine(machine.to_string()));
+        return Err(RouteError::BadMachine(machine.to_string()));
     }
-    let port_raw = match one_value(headers, &PORT) {
-        Err(both) => {
-            let (a, b) = both.split_once(", ").unwrap_or_default();
-            return Err(RouteError::ConflictingPorts(a.into(), b.into()).into());
-        }
+    let port_raw = match agreed(headers, &PORT.wire) {
+        Err((a, b)) => return Err(RouteError::ConflictingPorts(a, b)),
         Ok(Some(raw)) => raw,
         Ok(None) => parts.map(|p| p.port).ok_or(RouteError::MissingPort)?,
     };
     let port = parse_port(port_raw).ok_or_else(|| RouteError::BadPort(port_raw.into()))?;
-    let workspace = match one_value(headers, &WORKSPACE) {
-        Err(both) => {
-            let (a, b) = both.split_once(", ").unwrap_or_default();
-            return Err(RouteError::ConflictingWorkspaces(a.into(), b.into()).into());
-        }
+    let workspace = match agreed(headers, &WORKSPACE.wire) {
+        Err((a, b)) => return Err(RouteError::ConflictingWorkspaces(a, b)),
         Ok(Some(ws)) => Some(ws),
         Ok(None) => parts.and_then(|p| p.workspace),
     };
@@ -167,14 +101,15 @@ pub fn hop(headers: &HeaderMap, domain: Option<&str>) -> Result<Hop, AddressErro
         machine: machine.to_ascii_lowercase(),
         port,
         workspace: workspace.map(str::to_string),
-        wait: headers.get(&WAIT).cloned(),
+        wait: headers.get(&WAIT.wire).cloned(),
+        protocol: protocol::to_node(headers, upgrade),
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::routing::headers::header_map as headers;
+    use crate::routing::parse::header_map as headers;
 
     const DOMAIN: Option<&str> = Some("edge.example");
 
@@ -183,6 +118,7 @@ mod tests {
         let h = hop(
             &headers(&[("host", "workspace-7-5173--m1.edge.example")]),
             DOMAIN,
+            false,
         )
         .unwrap();
         assert_eq!(h.machine, "m1");
@@ -191,6 +127,7 @@ mod tests {
         let h = hop(
             &headers(&[("host", "3000--Node-2.EDGE.example.:8443")]),
             DOMAIN,
+            false,
         )
         .unwrap();
         assert_eq!(
@@ -198,7 +135,11 @@ mod tests {
             ("node-2", 3000, None)
         );
         // The machine is what follows the last `--`.
-        let h = hop(&headers(&[("host", "ws--a-3000--m9.edge.example")]), DOMAIN);
+        let h = hop(
+            &headers(&[("host", "ws--a-3000--m9.edge.example")]),
+            DOMAIN,
+            false,
+        );
         assert_eq!(h.unwrap().workspace.as_deref(), Some("ws--a"));
     }
 
@@ -212,6 +153,7 @@ mod tests {
                 ("x-cmux-wait-ms", "500"),
             ]),
             DOMAIN,
+            false,
         )
         .unwrap();
         assert_eq!((h.machine.as_str(), h.port), ("m2", 3000));
@@ -223,45 +165,46 @@ mod tests {
                 ("x-cmux-port-internal", "1"),
             ]),
             None,
+            false,
         );
         assert!(h.is_ok());
     }
 
     #[test]
     fn errors() {
-        let e = |pairs: &[(&str, &str)]| hop(&headers(pairs), DOMAIN).unwrap_err();
-        assert_eq!(e(&[("host", "example.com")]), AddressError::MissingMachine);
+        let e = |pairs: &[(&str, &str)]| hop(&headers(pairs), DOMAIN, false).unwrap_err();
+        assert_eq!(e(&[("host", "example.com")]), RouteError::MissingMachine);
         assert_eq!(
             e(&[("host", "a.b--m.edge.example")]),
-            AddressError::MissingMachine
+            RouteError::MissingMachine
         );
         assert_eq!(
             e(&[
                 ("x-cmux-machine-internal", "bad_name"),
                 ("x-cmux-port-internal", "1")
             ]),
-            AddressError::BadMachine("bad_name".into())
+            RouteError::BadMachine("bad_name".into())
         );
         assert_eq!(
             e(&[("host", "3000--m-.edge.example")]),
-            AddressError::BadMachine("m-".into())
+            RouteError::BadMachine("m-".into())
         );
         let long = "m".repeat(64);
         assert!(matches!(
             e(&[("x-cmux-machine-internal", &long)]),
-            AddressError::BadMachine(_)
+            RouteError::BadMachine(_)
         ));
         assert_eq!(
             e(&[("x-cmux-machine-internal", "m1")]),
-            AddressError::Route(RouteError::MissingPort)
+            RouteError::MissingPort
         );
         assert!(matches!(
             e(&[("host", "99999--m1.edge.example")]),
-            AddressError::Route(RouteError::BadPort(_))
+            RouteError::BadPort(_)
         ));
         assert!(matches!(
             e(&[("host", "workspace-99999-3000--m1.edge.example")]),
-            AddressError::Route(_)
+            RouteError::BadWorkspace { .. }
         ));
     }
 }
