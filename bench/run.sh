@@ -25,8 +25,9 @@ else
   IDLE_CONNS=${BENCH_IDLE_CONNS:-10000}; SCALE_SECS=${BENCH_SCALE_SECS:-10}
   OUT=${BENCH_OUT:-bench/results.md}
 fi
-# The chart and the README's block come from the same run as $OUT: the SVG beside it; the
-# README is rewritten only by a full run into bench/results.md (BENCH_README=0: never).
+# The chart and the performance table's block (in docs/performance.md) come from the same
+# run as $OUT: the SVG beside it; that block is rewritten only by a full run into
+# bench/results.md (BENCH_README=0: never).
 SVG=${BENCH_SVG:-${OUT%.md}.svg}
 README_UPDATE=${BENCH_README:-$([ "$OUT" = bench/results.md ] && echo 1 || echo 0)}
 SCALE_RATE=${BENCH_SCALE_RATE:-1000}   # fixed request rate of the scale run (req/s)
@@ -797,20 +798,21 @@ if has_workload h2c && [ -n "$(h2c_ratio)" ]; then
   { echo; echo "## h2c"; echo; h2c_ratio | sed 's/^/- /'; } >>"$OUT"
 fi
 
-# The README's table and target check: the lines between the two markers are replaced by
-# this run's block (written by summarize above).
+# The table and target check of docs/performance.md: the lines between the two markers are
+# replaced by this run's block (written by summarize above).
 if [ "$README_UPDATE" = 1 ]; then
   begin='<!-- bench-results:begin -->' end='<!-- bench-results:end -->'
-  if grep -qF "$begin" README.md && grep -qF "$end" README.md; then
+  doc=docs/performance.md
+  if grep -qF "$begin" "$doc" && grep -qF "$end" "$doc"; then
     awk -v b="$begin" -v e="$end" -v f="$TMP/readme-block.md" -v head="$(awk -F'\t' '
         $1 == "date" {d = $2} $1 == "duration" {l = $2}
         END {print "From the run of " d " (" l ")."}' "$META")" '
       $0 == b {print; print ""; print head; print ""; while ((getline line < f) > 0) print line; print ""; skip = 1; next}
       $0 == e {skip = 0}
-      !skip {print}' README.md >"$TMP/README.md"
-    cat "$TMP/README.md" >README.md
-    log "README.md: performance table replaced by this run's"
+      !skip {print}' "$doc" >"$TMP/performance.md"
+    cat "$TMP/performance.md" >"$doc"
+    log "$doc: performance table replaced by this run's"
   else
-    log "README.md has no $begin / $end markers: not updated"
+    log "$doc has no $begin / $end markers: not updated"
   fi
 fi

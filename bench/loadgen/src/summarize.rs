@@ -1,6 +1,6 @@
 //! `summarize`: turns the per-round raw figures the script collected into medians, spreads,
-//! ratios to bare pingora and a check against issue 20's targets; prints it and writes
-//! Markdown (results.md and the README's block) and the SVG chart.
+//! ratios to bare pingora and a check against the targets; prints it and writes
+//! Markdown (results.md and the block of docs/performance.md) and the SVG chart.
 //!
 //! Raw input: one line per figure, tab-separated: `metric target round value`.
 //! Meta input: `key<TAB>value` lines (machine, date, settings), listed above the table.
@@ -268,7 +268,7 @@ pub struct Outputs<'a> {
     pub meta: Option<&'a str>,
     /// results.md: everything, with spreads and per-round values
     pub markdown: Option<&'a str>,
-    /// the README's block: compact table and the target check
+    /// the block of docs/performance.md: compact table and the target check
     pub readme: Option<&'a str>,
     /// the chart
     pub svg: Option<&'a str>,
@@ -393,7 +393,7 @@ pub fn summarize(raw_path: &str, out: &Outputs) -> io::Result<()> {
         };
         let _ = writeln!(checks, "| {name} | {measured} | {met} |");
     }
-    md.push_str("\n### Targets of issue 20 (cmux-proxy, medians of this run)\n\n");
+    md.push_str("\n### Targets (cmux-proxy, medians of this run)\n\n");
     md.push_str(&checks);
 
     md.push_str("\n<details><summary>Per-round values</summary>\n\n");
@@ -474,7 +474,7 @@ fn readme_block(d: &Data, targets: &[&(&str, &str)], checks: &str) -> String {
     }
     s.push_str(
         "\n÷: ratio to bare pingora (for latency, CPU and memory, lower is better); \
-         medians of the run's rounds, spreads in [`bench/results.md`](bench/results.md).\n\n",
+         medians of the run's rounds, spreads in [`bench/results.md`](../bench/results.md).\n\n",
     );
     s.push_str(checks);
     s
