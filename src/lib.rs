@@ -14,7 +14,7 @@
 //! | [`proxy`] | how are HTTP/1.1, HTTP/2 and WebSocket proxied (pingora's `ProxyHttp` hooks)? |
 //! | [`tunnel`] | how are CONNECT tunnels made and relayed? |
 //! | [`error`] | what does a client get when something fails? |
-//! | [`observe`] | what can an operator see: access log, metrics, admin endpoints? |
+//! | [`observe`] | what can an operator see: access log, metrics, open tunnels, admin endpoints? |
 //! | [`host`] | what does the machine say: listening sockets, owners, raw syscalls? |
 //!
 //! # The request path, in pingora's phase order

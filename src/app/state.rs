@@ -5,9 +5,8 @@ use crate::access::{Access, ConnectionLimits, Tokens};
 use crate::edge::Edge;
 use crate::host::sys;
 use crate::observe::access_log::AccessLog;
-use crate::observe::{Metrics, Recorder};
+use crate::observe::{Metrics, Recorder, Tunnels};
 use crate::routing::{HostOverrideDefault, PortRange, Router, WaitPolicy};
-use crate::tunnel::Tunnels;
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -16,7 +16,6 @@ pub use table::Row;
 
 use crate::edge::AddressError;
 use crate::host::RefusalExplanation;
-use crate::observe::ConnectFailure;
 use crate::routing::{Refused, RouteError, Target};
 use bytes::Bytes;
 use std::time::Duration;
@@ -129,21 +128,6 @@ impl From<AddressError> for ProxyError {
             AddressError::BadMachine(name) => ProxyErrorKind::BadMachine(name),
             AddressError::Route(e) => ProxyErrorKind::Route(e),
         })
-    }
-}
-
-impl From<&ProxyErrorKind> for ConnectFailure {
-    /// How a failure to connect counts in the metrics, for HTTP and CONNECT alike.
-    fn from(kind: &ProxyErrorKind) -> Self {
-        match kind {
-            ProxyErrorKind::PortClosed(_) => ConnectFailure::Refused,
-            ProxyErrorKind::ConnectTimeout => ConnectFailure::Timeout,
-            ProxyErrorKind::MachineUnreachable { timed_out, .. } => match timed_out {
-                true => ConnectFailure::Timeout,
-                false => ConnectFailure::Refused,
-            },
-            _ => ConnectFailure::Other,
-        }
     }
 }
 

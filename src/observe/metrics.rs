@@ -4,6 +4,7 @@
 //! per-target labels (`workspace`, `port`) are capped so that a port scan through the
 //! proxy cannot grow memory without limit.
 
+use super::connect_failure::ConnectFailure;
 use super::entry::Entry;
 use super::kinds::RequestKind;
 use super::machines::PerMachine;
@@ -35,24 +36,6 @@ const REFUSALS: [&str; 5] = [
     "overloaded",
     "loop_detected",
 ];
-
-/// Why a connection to a target failed, as a metric label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConnectFailure {
-    Refused,
-    Timeout,
-    Other,
-}
-
-impl ConnectFailure {
-    fn as_str(self) -> &'static str {
-        match self {
-            ConnectFailure::Refused => "refused",
-            ConnectFailure::Timeout => "timeout",
-            ConnectFailure::Other => "other",
-        }
-    }
-}
 
 /// Label children resolved once at start-up: recording a request is then a few atomic
 /// additions, with no label hashing or registry lock on the hot path.

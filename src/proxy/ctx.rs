@@ -2,9 +2,8 @@
 
 use crate::edge::Hop;
 use crate::error::ProxyError;
-use crate::observe::EndReason;
+use crate::observe::{EndReason, TunnelGuard};
 use crate::routing::{Target, UpstreamProtocol};
-use crate::tunnel::TunnelGuard;
 use http::HeaderValue;
 use std::time::{Duration, Instant};
 
