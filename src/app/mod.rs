@@ -1,8 +1,8 @@
 //! How is the server put together? The command line ([`cli`]), the conf and its merge
-//! with flags and environment ([`conf`], [`merge`], [`load`], [`settings`]), the state
-//! every request path shares ([`state`]), the pingora server with its services
-//! ([`server`], [`background`]), signals ([`signals`]) and the open-file limit
-//! ([`limits`]).
+//! with flags and environment ([`conf`], [`merge`], with edge mode's settings in
+//! `merge::edge`, [`load`], [`settings`]), the state every request path shares
+//! ([`state`]), the pingora server with its services ([`server`], [`background`]),
+//! signals ([`signals`]) and the open-file limit ([`limits`]).
 
 pub mod background;
 pub mod cli;
@@ -10,7 +10,6 @@ pub mod conf;
 pub mod limits;
 pub mod load;
 pub mod merge;
-pub mod mode;
 pub mod server;
 pub mod settings;
 pub mod signals;

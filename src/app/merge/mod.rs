@@ -1,14 +1,17 @@
 //! Merging: a flag wins over its environment variable (clap combines those two), which
 //! wins over the conf's `cmux_proxy:` section, which wins over the built-in default.
 //! Every value is checked here, so that a bad one stops start-up with one clear line.
+//! Edge mode's settings are merged in [`edge`].
+
+mod edge;
 
 use super::cli::Cli;
 use super::conf::ConfSection;
-use super::mode::edge_settings;
 use super::settings::*;
 use crate::access::{parse_list, Cidr};
 use crate::observe::access_log::LogTarget;
 use crate::routing::{listen_covers, HostOverrideDefault, PortRange, TargetPolicy};
+use edge::edge_settings;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 

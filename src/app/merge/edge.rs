@@ -1,9 +1,10 @@
-//! `mode`: node (the default) or edge, and edge mode's settings merged like the others
-//! (flag, then environment, then conf, then default).
+//! Edge mode's settings, merged like the others (flag, then environment, then conf,
+//! then default); `mode` itself (node, the default, or edge) decides whether there are
+//! any.
 
-use super::cli::Cli;
-use super::conf::ConfSection;
-use super::settings::{err, ConfigError};
+use crate::app::cli::Cli;
+use crate::app::conf::ConfSection;
+use crate::app::settings::{err, ConfigError};
 use crate::edge::settings::*;
 use std::net::SocketAddr;
 use std::time::Duration;
