@@ -10,7 +10,7 @@ mod tokens;
 pub use carriers::{cookies_without_token, split_query_token, TOKEN_COOKIE, TOKEN_HEADER};
 pub use cidr::{parse_list, Cidr};
 pub use limits::{ClientSlot, ConnectionLimits};
-pub use tokens::Tokens;
+pub use tokens::{TokenError, Tokens};
 
 use http::HeaderMap;
 use std::net::IpAddr;

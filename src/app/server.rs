@@ -5,6 +5,7 @@ use super::background::{HangupService, ShutdownWatcher};
 use super::cli::Cli;
 use super::load::Loaded;
 use super::settings::Settings;
+use super::startup_error::StartupError;
 use super::state::ProxyState;
 use crate::front::FrontDoor;
 use crate::observe::admin::AdminApp;
@@ -52,7 +53,7 @@ fn proxy_service(
 }
 
 /// Builds the server, ready to run.
-pub fn build(cli: &Cli, loaded: Loaded) -> Result<Server, String> {
+pub fn build(cli: &Cli, loaded: Loaded) -> Result<Server, StartupError> {
     let Loaded {
         settings,
         server_conf,
@@ -92,10 +93,10 @@ pub fn build(cli: &Cli, loaded: Loaded) -> Result<Server, String> {
 /// one line instead of a panic inside pingora's listener setup. An admin address that
 /// was only the default and is in use (a second instance, say) is dropped with a
 /// warning; one the user gave stops start-up like a proxy address.
-pub fn check_listen_addresses(settings: &mut Settings) -> Result<(), String> {
-    for addr in &settings.listen {
-        if let Err(e) = TcpListener::bind(addr) {
-            return Err(format!("cannot listen on {addr}: {e}"));
+pub fn check_listen_addresses(settings: &mut Settings) -> Result<(), StartupError> {
+    for &addr in &settings.listen {
+        if let Err(error) = TcpListener::bind(addr) {
+            return Err(StartupError::Listen { addr, error });
         }
     }
     let Some(admin) = settings.admin_listen else {
@@ -103,7 +104,7 @@ pub fn check_listen_addresses(settings: &mut Settings) -> Result<(), String> {
     };
     match TcpListener::bind(admin) {
         Ok(_) => Ok(()),
-        Err(e) if settings.admin_explicit => Err(format!("cannot listen on {admin}: {e}")),
+        Err(error) if settings.admin_explicit => Err(StartupError::Listen { addr: admin, error }),
         Err(e) => {
             log::warn!(
                 "admin listener {admin} (the default) is unavailable ({e}): running without it; set --admin-listen to choose another address"

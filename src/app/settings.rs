@@ -7,7 +7,6 @@ use crate::observe::access_log::LogTarget;
 use crate::observe::log_line::LogFormat;
 use crate::routing::HostOverrideDefault;
 use crate::routing::{PortRange, TargetPolicy};
-use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -105,21 +104,4 @@ pub struct AccessSettings {
     pub max_connections: Option<usize>,
     /// Most connections open at once from one client address; `None`: no limit.
     pub max_connections_per_client: Option<usize>,
-}
-
-/// A start-up error: printed as one line, exit code 2.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError(pub String);
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for ConfigError {}
-
-/// A start-up error with this message.
-pub fn err<T>(msg: impl Into<String>) -> Result<T, ConfigError> {
-    Err(ConfigError(msg.into()))
 }

@@ -1,14 +1,27 @@
 //! What every request path shares, built once at start-up from the settings.
 
 use super::settings::{AccessSettings, Settings};
-use crate::access::{Access, ConnectionLimits, Tokens};
+use crate::access::{Access, ConnectionLimits, TokenError, Tokens};
 use crate::edge::Edge;
 use crate::host::sys;
 use crate::observe::access_log::AccessLog;
 use crate::observe::{Metrics, Recorder, Tunnels};
 use crate::routing::{HostOverrideDefault, PortRange, Router, WaitPolicy};
+use std::io;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Why the shared state could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("cannot open the access log: {0}")]
+    AccessLog(#[source] io::Error),
+    #[error(transparent)]
+    Tokens(#[from] TokenError),
+    /// Edge mode's node token or DNS resolver, in `edge`'s words.
+    #[error("{0}")]
+    Edge(String),
+}
 
 /// Shared by the HTTP proxy, the CONNECT tunnel, the dispatcher and the shutdown watcher.
 pub struct ProxyState {
@@ -43,7 +56,7 @@ fn default_max_connections() -> usize {
 }
 
 /// The access policy from its settings; a token file that cannot be read stops start-up.
-fn access(settings: &AccessSettings) -> Result<Access, String> {
+fn access(settings: &AccessSettings) -> Result<Access, TokenError> {
     let tokens = Tokens::load(
         settings.auth_tokens.clone(),
         settings.auth_token_file.clone(),
@@ -62,14 +75,16 @@ fn access(settings: &AccessSettings) -> Result<Access, String> {
 impl ProxyState {
     /// Builds the state; it fails on an access log that cannot be opened or a token
     /// file that cannot be read.
-    pub fn new(settings: &Settings) -> Result<Self, String> {
+    pub fn new(settings: &Settings) -> Result<Self, StateError> {
         let metrics = Metrics::new(settings.metrics_per_target);
         let metrics = Arc::new(match settings.edge {
             Some(_) => metrics.with_machines(),
             None => metrics,
         });
         let edge = match &settings.edge {
-            Some(edge) => Some(Arc::new(Edge::new(edge.clone(), settings.connect_timeout)?)),
+            Some(edge) => Some(Arc::new(
+                Edge::new(edge.clone(), settings.connect_timeout).map_err(StateError::Edge)?,
+            )),
             None => None,
         };
         let access_log = AccessLog::open(
@@ -78,7 +93,7 @@ impl ProxyState {
             settings.access_log_query,
             metrics.access_log_dropped.clone(),
         )
-        .map_err(|e| format!("cannot open the access log: {e}"))?;
+        .map_err(StateError::AccessLog)?;
         let wait = WaitPolicy {
             default: settings.wait_for_port,
             max: settings.max_wait_for_port,

@@ -8,6 +8,7 @@ mod edge;
 use super::cli::Cli;
 use super::conf::ConfSection;
 use super::settings::*;
+use super::startup_error::SettingError;
 use crate::access::{parse_list, Cidr};
 use crate::observe::access_log::LogTarget;
 use crate::routing::{listen_covers, HostOverrideDefault, PortRange, TargetPolicy};
@@ -21,15 +22,15 @@ fn optional_ms(ms: Option<u64>) -> Option<Duration> {
 }
 
 /// A timeout in milliseconds that must not be 0.
-fn required_ms(name: &str, ms: u64) -> Result<Duration, ConfigError> {
+fn required_ms(name: &'static str, ms: u64) -> Result<Duration, SettingError> {
     if ms == 0 {
-        return err(format!("{name} must be greater than 0"));
+        return Err(SettingError::NotPositive(name));
     }
     Ok(Duration::from_millis(ms))
 }
 
 /// Merges flag/env values (already combined by clap) with the conf section and defaults.
-pub fn merge(cli: &Cli, section: ConfSection) -> Result<Settings, ConfigError> {
+pub fn merge(cli: &Cli, section: ConfSection) -> Result<Settings, SettingError> {
     let access = access_settings(cli, &section)?;
     let edge = edge_settings(cli, &section)?;
     let listen = listen_addresses(cli, section.listen)?;
@@ -95,22 +96,28 @@ fn list_or(flag: &[String], conf: &Option<Vec<String>>) -> Vec<String> {
     }
 }
 
-fn clients(name: &str, items: Vec<String>) -> Result<Vec<Cidr>, ConfigError> {
-    parse_list(&items).or_else(|e| err(format!("{name}: {e}")))
+fn clients(name: &'static str, items: Vec<String>) -> Result<Vec<Cidr>, SettingError> {
+    parse_list(&items).map_err(|reason| SettingError::BadItem { name, reason })
 }
 
-fn port_ranges(name: &str, items: &Option<Vec<String>>) -> Result<Vec<PortRange>, ConfigError> {
+fn port_ranges(
+    name: &'static str,
+    items: &Option<Vec<String>>,
+) -> Result<Vec<PortRange>, SettingError> {
     let items = items.iter().flatten().flat_map(|s| s.split(','));
     let items = items.filter(|s| !s.trim().is_empty());
     items
-        .map(|s| s.parse().or_else(|e| err(format!("{name}: {e}"))))
+        .map(|s| {
+            s.parse()
+                .map_err(|reason| SettingError::BadItem { name, reason })
+        })
         .collect()
 }
 
 /// Who may come in, and which targets they may name.
-fn access_settings(cli: &Cli, section: &ConfSection) -> Result<AccessSettings, ConfigError> {
-    let at_least_one = |name: &str, n: Option<usize>| match n {
-        Some(0) => err(format!("{name} must be greater than 0")),
+fn access_settings(cli: &Cli, section: &ConfSection) -> Result<AccessSettings, SettingError> {
+    let at_least_one = |name: &'static str, n: Option<usize>| match n {
+        Some(0) => Err(SettingError::NotPositive(name)),
         n => Ok(n),
     };
     let token_file = cli
@@ -142,24 +149,18 @@ fn access_settings(cli: &Cli, section: &ConfSection) -> Result<AccessSettings, C
 }
 
 /// `keep` (the default) or `localhost`.
-fn host_override_default(raw: Option<&str>) -> Result<HostOverrideDefault, ConfigError> {
+fn host_override_default(raw: Option<&str>) -> Result<HostOverrideDefault, SettingError> {
     match raw {
         None => Ok(HostOverrideDefault::Keep),
-        Some(raw) => HostOverrideDefault::parse(raw).map_or_else(
-            || {
-                err(format!(
-                    "invalid host_override {raw:?}: expected \"keep\" (the client's Host) or \"localhost\" (localhost:<target port>)"
-                ))
-            },
-            Ok,
-        ),
+        Some(raw) => HostOverrideDefault::parse(raw)
+            .ok_or_else(|| SettingError::HostOverride(raw.to_string())),
     }
 }
 
 fn listen_addresses(
     cli: &Cli,
     from_conf: Option<Vec<String>>,
-) -> Result<Vec<SocketAddr>, ConfigError> {
+) -> Result<Vec<SocketAddr>, SettingError> {
     let raw: Vec<String> = if !cli.listen.is_empty() {
         cli.listen.clone()
     } else if let Some(list) = from_conf {
@@ -171,13 +172,10 @@ fn listen_addresses(
 }
 
 /// SO_SNDBUF for tunnel sockets: the default, a size, or 0 for the kernel's autotuning.
-fn tunnel_send_buffer(bytes: Option<usize>) -> Result<Option<usize>, ConfigError> {
+fn tunnel_send_buffer(bytes: Option<usize>) -> Result<Option<usize>, SettingError> {
     match bytes.unwrap_or(DEFAULT_TUNNEL_SEND_BUFFER_BYTES) {
         0 => Ok(None),
-        bytes if bytes > MAX_TUNNEL_SEND_BUFFER_BYTES => err(format!(
-            "tunnel_send_buffer_bytes must be at most {MAX_TUNNEL_SEND_BUFFER_BYTES} \
-             (0 leaves it to the kernel)"
-        )),
+        bytes if bytes > MAX_TUNNEL_SEND_BUFFER_BYTES => Err(SettingError::SendBufferTooLarge),
         bytes => Ok(Some(bytes)),
     }
 }
@@ -187,23 +185,19 @@ fn tunnel_send_buffer(bytes: Option<usize>) -> Result<Option<usize>, ConfigError
 fn admin_address(
     raw: Option<String>,
     listen: &[SocketAddr],
-) -> Result<Option<SocketAddr>, ConfigError> {
+) -> Result<Option<SocketAddr>, SettingError> {
     let raw = raw.unwrap_or_else(|| DEFAULT_ADMIN_LISTEN.to_string());
     let admin = match raw.trim() {
         "off" | "" => return Ok(None),
-        addr => addr.parse::<SocketAddr>().or_else(|_| {
-            err(format!(
-                "invalid admin listen address {addr:?}: expected IP:PORT or \"off\""
-            ))
-        })?,
+        addr => addr
+            .parse::<SocketAddr>()
+            .map_err(|_| SettingError::AdminAddress(addr.to_string()))?,
     };
     if listen
         .iter()
         .any(|l| listen_covers(*l, admin) || listen_covers(admin, *l))
     {
-        return err(format!(
-            "admin listen address {admin} overlaps a proxy listen address"
-        ));
+        return Err(SettingError::AdminOverlaps(admin));
     }
     Ok(Some(admin))
 }
@@ -211,24 +205,22 @@ fn admin_address(
 /// Parses listen addresses (each may itself be comma-separated) and drops those another
 /// one already covers: exact duplicates, and any address on a port that a wildcard of
 /// the same family also listens on, which could not be bound twice anyway.
-pub fn parse_listen(raw: &[String]) -> Result<Vec<SocketAddr>, ConfigError> {
+pub fn parse_listen(raw: &[String]) -> Result<Vec<SocketAddr>, SettingError> {
     let mut parsed: Vec<SocketAddr> = Vec::new();
     for item in raw.iter().flat_map(|s| s.split(',')) {
         let item = item.trim();
         if item.is_empty() {
             continue;
         }
-        let addr: SocketAddr = item.parse().or_else(|_| {
-            err(format!(
-                "invalid listen address {item:?}: expected IP:PORT, for example 127.0.0.1:8080 or [::1]:8080"
-            ))
-        })?;
+        let addr: SocketAddr = item
+            .parse()
+            .map_err(|_| SettingError::ListenAddress(item.to_string()))?;
         if !parsed.contains(&addr) {
             parsed.push(addr);
         }
     }
     if parsed.is_empty() {
-        return err("no listen address given");
+        return Err(SettingError::NoListenAddress);
     }
     let covered = |a: &SocketAddr| {
         parsed
@@ -240,7 +232,7 @@ pub fn parse_listen(raw: &[String]) -> Result<Vec<SocketAddr>, ConfigError> {
 
 /// Resolves `--upstream-host` once, at start-up, so that no request waits on a name
 /// lookup. IP literals are used as they are.
-fn resolve_host(host: &str) -> Result<IpAddr, ConfigError> {
+fn resolve_host(host: &str) -> Result<IpAddr, SettingError> {
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     if let Ok(ip) = bare.parse::<IpAddr>() {
         return Ok(ip);
@@ -248,9 +240,12 @@ fn resolve_host(host: &str) -> Result<IpAddr, ConfigError> {
     match (host, 0u16).to_socket_addrs() {
         Ok(mut addrs) => match addrs.next() {
             Some(a) => Ok(a.ip()),
-            None => err(format!("upstream host {host:?} has no address")),
+            None => Err(SettingError::UpstreamHostNoAddress(host.to_string())),
         },
-        Err(e) => err(format!("cannot resolve upstream host {host:?}: {e}")),
+        Err(e) => Err(SettingError::UpstreamHostUnresolved {
+            host: host.to_string(),
+            reason: e.to_string(),
+        }),
     }
 }
 
@@ -284,7 +279,7 @@ mod tests {
             .collect();
         assert_eq!(got, want);
         let e = parse_listen(&strings(&["localhost:80"])).unwrap_err();
-        assert!(e.0.contains("\"localhost:80\""), "{e}");
+        assert!(e.to_string().contains("\"localhost:80\""), "{e}");
         assert!(parse_listen(&strings(&["127.0.0.1"])).is_err());
         assert!(parse_listen(&strings(&["127.0.0.1:99999"])).is_err());
     }
@@ -327,7 +322,11 @@ mod tests {
         let s = merge(&cli(&["--host-override", "keep"]), conf()).unwrap();
         assert_eq!(s.host_override, HostOverrideDefault::Keep);
         let e = merge(&cli(&["--host-override", "example.com"]), conf()).unwrap_err();
-        assert!(e.0.contains("invalid host_override \"example.com\""), "{e}");
+        assert!(
+            e.to_string()
+                .contains("invalid host_override \"example.com\""),
+            "{e}"
+        );
         let off = ConfSection {
             rewrite_loopback_redirects: Some(false),
             ..Default::default()
@@ -350,7 +349,10 @@ mod tests {
         let ports: Vec<_> = s.h2c_ports.iter().map(|r| r.0.clone()).collect();
         assert_eq!(ports, vec![50051..=50051, 9000..=9002, 7000..=7000]);
         let e = with(&["grpc"]).unwrap_err();
-        assert!(e.0.starts_with("h2c_ports: invalid port range"), "{e}");
+        assert!(
+            e.to_string().starts_with("h2c_ports: invalid port range"),
+            "{e}"
+        );
         assert!(merge(&cli(&[]), ConfSection::default())
             .unwrap()
             .h2c_ports
@@ -374,7 +376,8 @@ mod tests {
         assert_eq!(with(Some(65536)).unwrap().tunnel_send_buffer, Some(65536));
         let e = with(Some(1 << 31)).unwrap_err();
         assert!(
-            e.0.contains("tunnel_send_buffer_bytes must be at most"),
+            e.to_string()
+                .contains("tunnel_send_buffer_bytes must be at most"),
             "{e}"
         );
     }
