@@ -2,7 +2,7 @@
 //! and our `cmux_proxy:` section, parsed here with unknown keys refused, so that a typo
 //! stops start-up instead of being ignored.
 
-use super::settings::*;
+use super::defaults::*;
 
 use crate::observe::log_line::LogFormat;
 use pingora::server::configuration::ServerConf;

@@ -4,8 +4,8 @@
 use super::cli::Cli;
 use super::conf::{parse_conf_text, with_dev_defaults, ConfSection};
 use super::merge::merge;
-use super::settings::Settings;
 use super::startup_error::StartupError;
+use crate::state::Settings;
 use pingora::server::configuration::ServerConf;
 
 /// Everything start-up needs: our settings and pingora's conf.

@@ -4,12 +4,11 @@
 use super::background::{HangupService, ShutdownWatcher};
 use super::cli::Cli;
 use super::load::Loaded;
-use super::settings::Settings;
 use super::startup_error::StartupError;
-use super::state::ProxyState;
 use crate::front::FrontDoor;
 use crate::observe::admin::AdminApp;
 use crate::proxy::CmuxProxy;
+use crate::state::{ProxyState, Settings};
 use pingora::apps::http_app::HttpServer;
 use pingora::listeners::ListenerConfig;
 use pingora::protocols::l4::stream::L4BufferSettings;

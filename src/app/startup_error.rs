@@ -2,8 +2,8 @@
 //! (`cmux-proxy: <message>`). `tests/cli.rs` checks several of them word for word.
 
 use super::conf::ConfError;
-use super::settings::MAX_TUNNEL_SEND_BUFFER_BYTES;
-use super::state::StateError;
+use super::defaults::MAX_TUNNEL_SEND_BUFFER_BYTES;
+use crate::state::StateError;
 use std::io;
 use std::net::SocketAddr;
 

@@ -8,9 +8,9 @@
 use super::early::{close_forbidden, refuse};
 use super::h2c;
 use super::head::{self, request_target_flaw, Head, MAX_HEAD_BYTES};
-use crate::app::ProxyState;
 use crate::error::ProxyErrorKind;
 use crate::observe::{peer_addr, RequestKind};
+use crate::state::ProxyState;
 use crate::tunnel;
 use async_trait::async_trait;
 use pingora::apps::{HttpPersistentSettings, HttpServerApp, ServerApp};

@@ -3,9 +3,9 @@
 
 use super::ctx::RequestCtx;
 use crate::access::{split_query_token, TOKEN_COOKIE};
-use crate::app::ProxyState;
 use crate::error::{ProxyError, ProxyErrorKind};
 use crate::observe::EndReason;
+use crate::state::ProxyState;
 use pingora::http::ResponseHeader;
 use pingora::prelude::*;
 use pingora::ErrorType;

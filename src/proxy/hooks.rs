@@ -4,9 +4,9 @@
 use super::ctx::RequestCtx;
 use super::forwarded::{self, ViaEntry};
 use super::{admission, authority, edge_hop, hop_by_hop, host_override, peer, redirects, respond};
-use crate::app::ProxyState;
 use crate::observe::{EndReason, Entry, RequestKind};
 use crate::routing::UPSTREAM_PROTOCOL;
+use crate::state::ProxyState;
 use async_trait::async_trait;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;

@@ -4,9 +4,9 @@
 use super::ctx::RequestCtx;
 use super::failure::connect_failure;
 use super::{host_override, upstream_protocol};
-use crate::app::ProxyState;
 use crate::error::ProxyError;
 use crate::routing::{UpstreamProtocol, WaitPolicy};
+use crate::state::ProxyState;
 use pingora::prelude::*;
 use pingora::ErrorType;
 use std::net::SocketAddr;

@@ -5,9 +5,9 @@ use super::edge_hop;
 use super::failure::{classify, Failure};
 use super::grpc_answer;
 use super::peer::BODY_READ_TIMEOUT;
-use crate::app::ProxyState;
 use crate::error::{grpc, BodyFormat, ProxyError};
 use crate::observe::EndReason;
+use crate::state::ProxyState;
 use pingora::prelude::*;
 use pingora::proxy::FailToProxy;
 

@@ -5,11 +5,11 @@
 use super::request::ConnectRequest;
 use super::upstream::connect;
 use crate::access::TOKEN_HEADER;
-use crate::app::ProxyState;
 use crate::edge::{Edge, Hop};
 use crate::error::reply::write_all_flush;
 use crate::error::{ProxyError, ProxyErrorKind};
 use crate::routing::Target;
+use crate::state::ProxyState;
 use pingora::protocols::Stream;
 use std::fmt::Write as _;
 use std::io;

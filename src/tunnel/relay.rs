@@ -2,10 +2,10 @@
 //! included, until both sides close, the tunnel goes idle, or shutdown's deadline comes.
 
 use super::splice;
-use crate::app::ProxyState;
 use crate::host::sys;
 use crate::observe::EndReason;
 use crate::routing::Target;
+use crate::state::ProxyState;
 use pingora::protocols::l4::stream::Stream as TcpStream4;
 use pingora::protocols::Stream;
 use std::io;

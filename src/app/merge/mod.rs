@@ -7,11 +7,12 @@ mod edge;
 
 use super::cli::Cli;
 use super::conf::ConfSection;
-use super::settings::*;
+use super::defaults::*;
 use super::startup_error::SettingError;
 use crate::access::{parse_list, Cidr};
 use crate::observe::access_log::LogTarget;
 use crate::routing::{listen_covers, HostOverrideDefault, PortRange, TargetPolicy};
+use crate::state::{AccessSettings, Settings};
 use edge::edge_settings;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::time::Duration;

@@ -1,27 +1,23 @@
-//! What every request path shares, built once at start-up from the settings.
+//! What does every request share? [`ProxyState`]: the router, the access policy, the
+//! recorder (metrics and access log), the open tunnels, the edge in edge mode, and the
+//! settings the request paths read ([`settings`]). It is built once at start-up (by
+//! `app`) and read by the services above it (`front`, `proxy`, `tunnel`); it imports
+//! none of them.
 
-use super::settings::{AccessSettings, Settings};
+mod error;
+pub mod settings;
+
+pub use error::StateError;
+pub use settings::{AccessSettings, Settings};
+
 use crate::access::{Access, ConnectionLimits, TokenError, Tokens};
 use crate::edge::Edge;
 use crate::host::sys;
 use crate::observe::access_log::AccessLog;
 use crate::observe::{Metrics, Recorder, Tunnels};
 use crate::routing::{HostOverrideDefault, PortRange, Router, WaitPolicy};
-use std::io;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// Why the shared state could not be built.
-#[derive(Debug, thiserror::Error)]
-pub enum StateError {
-    #[error("cannot open the access log: {0}")]
-    AccessLog(#[source] io::Error),
-    #[error(transparent)]
-    Tokens(#[from] TokenError),
-    /// Edge mode's node token or DNS resolver, in `edge`'s words.
-    #[error("{0}")]
-    Edge(String),
-}
 
 /// Shared by the HTTP proxy, the CONNECT tunnel, the dispatcher and the shutdown watcher.
 pub struct ProxyState {
