@@ -64,7 +64,7 @@ pub fn build(cli: &Cli, loaded: Loaded) -> Result<Server, StartupError> {
     server.add_service(proxy_service(&server, &state, &settings.listen));
 
     let draining = Arc::new(AtomicBool::new(false));
-    if let Some(admin) = settings.admin_listen {
+    if let Some(admin) = settings.admin.listen {
         let app = AdminApp {
             metrics: state.recorder.metrics.clone(),
             tunnels: state.tunnels.clone(),
@@ -98,17 +98,17 @@ pub fn check_listen_addresses(settings: &mut Settings) -> Result<(), StartupErro
             return Err(StartupError::Listen { addr, error });
         }
     }
-    let Some(admin) = settings.admin_listen else {
+    let Some(admin) = settings.admin.listen else {
         return Ok(());
     };
     match TcpListener::bind(admin) {
         Ok(_) => Ok(()),
-        Err(error) if settings.admin_explicit => Err(StartupError::Listen { addr: admin, error }),
+        Err(error) if settings.admin.explicit => Err(StartupError::Listen { addr: admin, error }),
         Err(e) => {
             log::warn!(
                 "admin listener {admin} (the default) is unavailable ({e}): running without it; set --admin-listen to choose another address"
             );
-            settings.admin_listen = None;
+            settings.admin.listen = None;
             Ok(())
         }
     }

@@ -37,6 +37,14 @@ const REFUSALS: [&str; 5] = [
     "loop_detected",
 ];
 
+/// The metrics' settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricsSettings {
+    /// Whether finished requests are also counted by `workspace` and `port` (capped;
+    /// `metrics_per_target`).
+    pub per_target: bool,
+}
+
 /// Label children resolved once at start-up: recording a request is then a few atomic
 /// additions, with no label hashing or registry lock on the hot path.
 struct Resolved {

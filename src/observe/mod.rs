@@ -17,9 +17,10 @@ mod ports;
 mod recorder;
 mod tunnels;
 
+pub use access_log::AccessLogSettings;
 pub use connect_failure::ConnectFailure;
 pub use entry::{peer_addr, Entry};
 pub use kinds::{EndReason, RequestKind};
-pub use metrics::Metrics;
+pub use metrics::{Metrics, MetricsSettings};
 pub use recorder::Recorder;
 pub use tunnels::{TunnelGuard, Tunnels};

@@ -114,7 +114,7 @@ impl ProxyHttp for CmuxProxy {
         } else {
             hop_by_hop::remove(response);
             if let (Some(target), None) = (ctx.target.as_ref(), &ctx.hop) {
-                if self.state.rewrite_loopback_redirects {
+                if self.state.redirects.rewrite_loopback {
                     redirects::rewrite(response, session.req_header(), target)?;
                 }
             }

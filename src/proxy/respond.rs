@@ -38,7 +38,7 @@ async fn error_for(
         return Ok(ProxyError::without_target(kind));
     }
     let upgraded = session.was_upgraded();
-    let read_timeout = state.upstream_read_timeout;
+    let read_timeout = state.timeouts.upstream_read;
     match classify(e, target, upgraded, read_timeout, BODY_READ_TIMEOUT).await {
         Failure::Answer(kind) => Ok(ProxyError {
             kind,

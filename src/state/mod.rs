@@ -8,32 +8,26 @@ mod error;
 pub mod settings;
 
 pub use error::StateError;
-pub use settings::{AccessSettings, Settings};
+pub use settings::{
+    AccessSettings, AdminSettings, RedirectSettings, Settings, Timeouts, TunnelSettings,
+};
 
 use crate::access::{Access, ConnectionLimits, TokenError, Tokens};
 use crate::edge::Edge;
 use crate::host::sys;
-use crate::observe::access_log::AccessLog;
-use crate::observe::{Metrics, Recorder, Tunnels};
+use crate::observe::{Recorder, Tunnels};
 use crate::routing::{HostOverrideDefault, PortRange, Router, WaitPolicy};
 use std::sync::Arc;
-use std::time::Duration;
 
 /// Shared by the HTTP proxy, the CONNECT tunnel, the dispatcher and the shutdown watcher.
 pub struct ProxyState {
     pub router: Router,
-    pub connect_timeout: Duration,
-    pub head_timeout: Duration,
-    /// Idle timeout for tunnels; `None` means tunnels stay open while both ends do.
-    pub tunnel_idle_timeout: Option<Duration>,
-    /// Longest silence from a target during a plain HTTP exchange; `None`: no limit.
-    pub upstream_read_timeout: Option<Duration>,
-    /// SO_SNDBUF for CONNECT tunnels' sockets to loopback targets (`None`: the kernel's).
-    pub tunnel_send_buffer: Option<usize>,
+    pub timeouts: Timeouts,
+    /// How tunnels behave; the open ones are counted in `tunnels`.
+    pub tunnel: TunnelSettings,
     /// The `Host` sent to a target when a request has no `X-Cmux-Host-Override`.
     pub host_override: HostOverrideDefault,
-    /// Whether loopback `Location`s are rewritten to the client's origin.
-    pub rewrite_loopback_redirects: bool,
+    pub redirects: RedirectSettings,
     /// Target ports spoken to in h2c.
     pub h2c_ports: Vec<PortRange>,
     pub tunnels: Arc<Tunnels>,
@@ -69,25 +63,20 @@ fn access(settings: &AccessSettings) -> Result<Access, TokenError> {
 }
 
 impl ProxyState {
-    /// Builds the state; it fails on an access log that cannot be opened or a token
+    /// Builds the state, holding the settings groups as they are; it fails on edge
+    /// mode's resolver or node token, an access log that cannot be opened or a token
     /// file that cannot be read.
     pub fn new(settings: &Settings) -> Result<Self, StateError> {
-        let metrics = Metrics::new(settings.metrics_per_target);
-        let metrics = Arc::new(match settings.edge {
-            Some(_) => metrics.with_machines(),
-            None => metrics,
-        });
         let edge = match &settings.edge {
             Some(edge) => Some(Arc::new(
-                Edge::new(edge.clone(), settings.connect_timeout).map_err(StateError::Edge)?,
+                Edge::new(edge.clone(), settings.timeouts.connect).map_err(StateError::Edge)?,
             )),
             None => None,
         };
-        let access_log = AccessLog::open(
-            settings.access_log.clone(),
-            settings.access_log_format,
-            settings.access_log_query,
-            metrics.access_log_dropped.clone(),
+        let recorder = Recorder::open(
+            &settings.access_log,
+            &settings.metrics,
+            settings.edge.is_some(),
         )
         .map_err(StateError::AccessLog)?;
         let wait = WaitPolicy {
@@ -98,27 +87,21 @@ impl ProxyState {
         let own: Vec<_> = settings
             .listen
             .iter()
-            .chain(&settings.admin_listen)
+            .chain(&settings.admin.listen)
             .copied()
             .collect();
         let targets = settings.access.targets.clone();
         Ok(ProxyState {
             router: Router::new(settings.upstream_host, own, wait, targets),
             access: access(&settings.access)?,
-            connect_timeout: settings.connect_timeout,
-            head_timeout: settings.request_head_timeout,
-            tunnel_idle_timeout: settings.tunnel_idle_timeout,
-            upstream_read_timeout: settings.upstream_read_timeout,
-            tunnel_send_buffer: settings.tunnel_send_buffer,
+            timeouts: settings.timeouts,
+            tunnel: settings.tunnel,
             host_override: settings.host_override,
-            rewrite_loopback_redirects: settings.rewrite_loopback_redirects,
+            redirects: settings.redirects,
             h2c_ports: settings.h2c_ports.clone(),
             tunnels: Arc::new(Tunnels::default()),
             edge,
-            recorder: Recorder {
-                metrics,
-                access_log,
-            },
+            recorder,
         })
     }
 }

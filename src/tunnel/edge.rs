@@ -112,7 +112,7 @@ pub async fn open(
     };
     let head = node_head(req, hop, edge, &state.router.loops.via);
     // The node may wait for a restarting dev server before it answers.
-    let patience = state.connect_timeout + state.router.wait.max;
+    let patience = state.timeouts.connect + state.router.wait.max;
     let asked = async {
         upstream.write_all(head.as_bytes()).await?;
         read_node_head(&mut upstream).await

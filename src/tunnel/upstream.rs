@@ -83,7 +83,7 @@ pub(super) async fn connect(
     state: &ProxyState,
 ) -> Result<TcpStream, ProxyErrorKind> {
     let connecting = TcpStream::connect(target.addr);
-    match tokio::time::timeout(state.connect_timeout, connecting).await {
+    match tokio::time::timeout(state.timeouts.connect, connecting).await {
         Err(_) => Err(ProxyErrorKind::ConnectTimeout),
         Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionRefused => {
             Err(ProxyErrorKind::PortClosed(None))
@@ -91,7 +91,7 @@ pub(super) async fn connect(
         Ok(Err(e)) => Err(ProxyErrorKind::ConnectFailed(e.to_string())),
         Ok(Ok(stream)) => {
             let _ = stream.set_nodelay(true);
-            if let Some(bytes) = state.tunnel_send_buffer {
+            if let Some(bytes) = state.tunnel.send_buffer {
                 cap_send_buffer(&stream, target, bytes);
             }
             Ok(stream)

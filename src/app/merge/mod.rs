@@ -11,8 +11,11 @@ use super::defaults::*;
 use super::startup_error::SettingError;
 use crate::access::{parse_list, Cidr};
 use crate::observe::access_log::LogTarget;
+use crate::observe::{AccessLogSettings, MetricsSettings};
 use crate::routing::{listen_covers, HostOverrideDefault, PortRange, TargetPolicy};
-use crate::state::{AccessSettings, Settings};
+use crate::state::{
+    AccessSettings, AdminSettings, RedirectSettings, Settings, Timeouts, TunnelSettings,
+};
 use edge::edge_settings;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::time::Duration;
@@ -57,32 +60,46 @@ pub fn merge(cli: &Cli, section: ConfSection) -> Result<Settings, SettingError> 
         .host_override
         .as_deref()
         .or(section.host_override.as_deref());
+    // Fields are checked in the order written: with several bad values, the first one
+    // here is reported.
     Ok(Settings {
         upstream_host: resolve_host(&upstream_host_name)?,
         upstream_host_name,
-        connect_timeout: required_ms(
-            "connect_timeout_ms",
-            connect_timeout_ms.unwrap_or(DEFAULT_CONNECT_TIMEOUT_MS),
-        )?,
-        request_head_timeout: required_ms(
-            "request_head_timeout_ms",
-            head_timeout_ms.unwrap_or(DEFAULT_REQUEST_HEAD_TIMEOUT_MS),
-        )?,
+        timeouts: Timeouts {
+            connect: required_ms(
+                "connect_timeout_ms",
+                connect_timeout_ms.unwrap_or(DEFAULT_CONNECT_TIMEOUT_MS),
+            )?,
+            request_head: required_ms(
+                "request_head_timeout_ms",
+                head_timeout_ms.unwrap_or(DEFAULT_REQUEST_HEAD_TIMEOUT_MS),
+            )?,
+            upstream_read: optional_ms(section.upstream_read_timeout_ms),
+        },
         wait_for_port: Duration::from_millis(wait_for_port_ms),
         max_wait_for_port: Duration::from_millis(max_wait_for_port_ms),
-        tunnel_idle_timeout: optional_ms(section.tunnel_idle_timeout_ms),
-        upstream_read_timeout: optional_ms(section.upstream_read_timeout_ms),
-        tunnel_send_buffer: tunnel_send_buffer(section.tunnel_send_buffer_bytes)?,
-        admin_listen: admin_address(admin, &listen)?,
-        admin_explicit,
+        tunnel: TunnelSettings {
+            idle_timeout: optional_ms(section.tunnel_idle_timeout_ms),
+            send_buffer: tunnel_send_buffer(section.tunnel_send_buffer_bytes)?,
+        },
+        admin: AdminSettings {
+            listen: admin_address(admin, &listen)?,
+            explicit: admin_explicit,
+        },
         access,
         listen,
-        access_log: LogTarget::parse(access_log.unwrap_or("stderr")),
-        access_log_format: section.access_log_format.unwrap_or_default(),
-        access_log_query: section.access_log_query.unwrap_or(false),
-        metrics_per_target: section.metrics_per_target.unwrap_or(false),
+        access_log: AccessLogSettings {
+            target: LogTarget::parse(access_log.unwrap_or("stderr")),
+            format: section.access_log_format.unwrap_or_default(),
+            keep_query: section.access_log_query.unwrap_or(false),
+        },
+        metrics: MetricsSettings {
+            per_target: section.metrics_per_target.unwrap_or(false),
+        },
         host_override: host_override_default(host_override)?,
-        rewrite_loopback_redirects: section.rewrite_loopback_redirects.unwrap_or(true),
+        redirects: RedirectSettings {
+            rewrite_loopback: section.rewrite_loopback_redirects.unwrap_or(true),
+        },
         h2c_ports: port_ranges("h2c_ports", &section.h2c_ports)?,
         edge,
     })
@@ -296,7 +313,7 @@ mod tests {
         let s = merge(&cli(&[]), section()).unwrap();
         assert_eq!(s.listen, vec!["127.0.0.1:9000".parse().unwrap()]);
         assert_eq!(s.upstream_host, "127.0.0.2".parse::<IpAddr>().unwrap());
-        assert_eq!(s.connect_timeout, Duration::from_millis(1234));
+        assert_eq!(s.timeouts.connect, Duration::from_millis(1234));
         let s = merge(
             &cli(&["--listen", "127.0.0.1:1", "--upstream-host", "::1"]),
             section(),
@@ -305,7 +322,7 @@ mod tests {
         assert_eq!(s.listen, vec!["127.0.0.1:1".parse().unwrap()]);
         assert_eq!(s.upstream_host, "::1".parse::<IpAddr>().unwrap());
         let s = merge(&cli(&[]), ConfSection::default()).unwrap();
-        assert_eq!(s.connect_timeout, Duration::from_millis(5000));
+        assert_eq!(s.timeouts.connect, Duration::from_millis(5000));
         assert_eq!(s.upstream_host_name, "127.0.0.1");
     }
 
@@ -317,7 +334,7 @@ mod tests {
         };
         let s = merge(&cli(&[]), ConfSection::default()).unwrap();
         assert_eq!(s.host_override, HostOverrideDefault::Keep);
-        assert!(s.rewrite_loopback_redirects);
+        assert!(s.redirects.rewrite_loopback);
         let s = merge(&cli(&[]), conf()).unwrap();
         assert_eq!(s.host_override, HostOverrideDefault::TargetLocalhost);
         let s = merge(&cli(&["--host-override", "keep"]), conf()).unwrap();
@@ -332,7 +349,7 @@ mod tests {
             rewrite_loopback_redirects: Some(false),
             ..Default::default()
         };
-        assert!(!merge(&cli(&[]), off).unwrap().rewrite_loopback_redirects);
+        assert!(!merge(&cli(&[]), off).unwrap().redirects.rewrite_loopback);
     }
 
     #[test]
@@ -371,10 +388,10 @@ mod tests {
                 },
             )
         };
-        let default = with(None).unwrap().tunnel_send_buffer;
+        let default = with(None).unwrap().tunnel.send_buffer;
         assert_eq!(default, Some(DEFAULT_TUNNEL_SEND_BUFFER_BYTES));
-        assert_eq!(with(Some(0)).unwrap().tunnel_send_buffer, None);
-        assert_eq!(with(Some(65536)).unwrap().tunnel_send_buffer, Some(65536));
+        assert_eq!(with(Some(0)).unwrap().tunnel.send_buffer, None);
+        assert_eq!(with(Some(65536)).unwrap().tunnel.send_buffer, Some(65536));
         let e = with(Some(1 << 31)).unwrap_err();
         assert!(
             e.to_string()
