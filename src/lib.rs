@@ -2,20 +2,23 @@
 //!
 //! A request names its target with headers (`X-Cmux-Port-Internal`,
 //! `X-Cmux-Workspace-Internal`) or a `<workspace>-<port>.localhost` Host; the proxy
-//! streams it there. Each folder answers one question:
+//! streams it there. Each folder answers one question. They are listed from the bottom
+//! up: a folder imports only folders above it in the table, and `proxy` and `tunnel`
+//! not each other.
 //!
 //! | module | question |
 //! |---|---|
-//! | [`access`] | who may come in: client lists, tokens, connection limits? |
-//! | [`app`] | how is the server put together: flags, conf, shared state, services, signals? |
-//! | [`front`] | what arrives on the listener, and where does it go? |
 //! | [`routing`] | where does a request go? (headers in, target out; no I/O) |
+//! | [`host`] | what does the machine say: listening sockets, owners, raw syscalls? |
+//! | [`access`] | who may come in: client lists, tokens, connection limits? |
+//! | [`error`] | what does a client get when something fails? |
 //! | [`edge`] | in edge mode, which machine holds it, and where is that machine's proxy (DNS)? |
+//! | [`observe`] | what can an operator see: access log, metrics, open tunnels, admin endpoints? |
+//! | [`state`] | what does every request share: router, access policy, recorder, open tunnels, settings? |
 //! | [`proxy`] | how are HTTP/1.1, HTTP/2 and WebSocket proxied (pingora's `ProxyHttp` hooks)? |
 //! | [`tunnel`] | how are CONNECT tunnels made and relayed? |
-//! | [`error`] | what does a client get when something fails? |
-//! | [`observe`] | what can an operator see: access log, metrics, admin endpoints? |
-//! | [`host`] | what does the machine say: listening sockets, owners, raw syscalls? |
+//! | [`front`] | what arrives on the listener, and where does it go? |
+//! | [`app`] | how is the server put together: flags, conf and their merge, start-up errors, services, signals? |
 //!
 //! # The request path, in pingora's phase order
 //!
@@ -56,4 +59,5 @@ pub mod names;
 pub mod observe;
 pub mod proxy;
 pub mod routing;
+pub mod state;
 pub mod tunnel;

@@ -10,7 +10,7 @@ mod tokens;
 pub use carriers::{cookies_without_token, split_query_token};
 pub use cidr::{parse_list, Cidr};
 pub use limits::{ClientSlot, ConnectionLimits};
-pub use tokens::Tokens;
+pub use tokens::{TokenError, Tokens};
 
 use crate::names::TOKEN;
 use http::HeaderMap;

@@ -1,9 +1,27 @@
 //! The tokens that let a request in: from the conf, and from a file that is re-read on
 //! `SIGHUP` (and by the new process of a graceful reload, which reads it at start).
 
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use subtle::ConstantTimeEq;
+
+/// Why tokens could not be loaded: at start-up this stops the proxy; on `SIGHUP` the
+/// tokens in force stay.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// `origin` says where the token came from: `auth_tokens` or the token file.
+    #[error("a token in {origin} has characters other than letters, digits and -._~+/=")]
+    BadCharacters { origin: String },
+    #[error("cannot read auth_token_file {}: {error}", .path.display())]
+    Unreadable {
+        path: PathBuf,
+        #[source]
+        error: io::Error,
+    },
+    #[error("auth_token_file {} holds no token", .path.display())]
+    Empty { path: PathBuf },
+}
 
 /// Characters a token may hold: those that pass unchanged in a header, a cookie and a
 /// query string.
@@ -11,11 +29,11 @@ fn token_char(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"-._~+/=".contains(&b)
 }
 
-fn check_token(token: &str, source: &str) -> Result<(), String> {
+fn check_token(token: &str, origin: &str) -> Result<(), TokenError> {
     if token.is_empty() || !token.bytes().all(token_char) {
-        return Err(format!(
-            "a token in {source} has characters other than letters, digits and -._~+/="
-        ));
+        return Err(TokenError::BadCharacters {
+            origin: origin.to_string(),
+        });
     }
     Ok(())
 }
@@ -28,26 +46,30 @@ pub struct Tokens {
 }
 
 /// The tokens of a token file: one per line; blank lines and `#` comments are skipped.
-fn read_file(path: &Path) -> Result<Vec<String>, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read auth_token_file {}: {e}", path.display()))?;
+fn read_file(path: &Path) -> Result<Vec<String>, TokenError> {
+    let text = std::fs::read_to_string(path).map_err(|error| TokenError::Unreadable {
+        path: path.to_path_buf(),
+        error,
+    })?;
     let tokens: Vec<String> = text
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .map(str::to_string)
         .collect();
-    let source = format!("auth_token_file {}", path.display());
-    tokens.iter().try_for_each(|t| check_token(t, &source))?;
+    let origin = format!("auth_token_file {}", path.display());
+    tokens.iter().try_for_each(|t| check_token(t, &origin))?;
     if tokens.is_empty() {
-        return Err(format!("{source} holds no token"));
+        return Err(TokenError::Empty {
+            path: path.to_path_buf(),
+        });
     }
     Ok(tokens)
 }
 
 impl Tokens {
     /// Tokens from the conf and from `file`; none of either turns tokens off.
-    pub fn load(from_conf: Vec<String>, file: Option<PathBuf>) -> Result<Self, String> {
+    pub fn load(from_conf: Vec<String>, file: Option<PathBuf>) -> Result<Self, TokenError> {
         from_conf
             .iter()
             .try_for_each(|t| check_token(t, "auth_tokens"))?;
@@ -62,7 +84,7 @@ impl Tokens {
 
     /// Re-reads the token file; on failure the tokens in force stay. Returns how many
     /// tokens are in force.
-    pub fn reload(&self) -> Result<usize, String> {
+    pub fn reload(&self) -> Result<usize, TokenError> {
         let mut all: Vec<Vec<u8>> = self
             .from_conf
             .iter()
@@ -112,10 +134,14 @@ mod tests {
         assert!(t.accepts(b"conf-token") && t.accepts(b"file-token-1"));
         assert!(!t.accepts(b"conf-toke") && !t.accepts(b""));
         std::fs::write(&file, "file-token-2\n").unwrap();
-        assert_eq!(t.reload(), Ok(2));
+        assert_eq!(t.reload().unwrap(), 2);
         assert!(t.accepts(b"file-token-2") && !t.accepts(b"file-token-1"));
         std::fs::write(&file, "\n").unwrap();
-        assert!(t.reload().unwrap_err().contains("holds no token"));
+        assert!(t
+            .reload()
+            .unwrap_err()
+            .to_string()
+            .contains("holds no token"));
         assert!(
             t.accepts(b"file-token-2"),
             "a failed reload keeps the tokens"

@@ -2,7 +2,7 @@
 //! before the fork would not survive it): the access log's writer and `SIGHUP` (the log
 //! reopened, the token file re-read), and the shutdown watcher.
 
-use super::state::ProxyState;
+use crate::state::ProxyState;
 use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;

@@ -116,12 +116,23 @@ impl Cli {
     }
 }
 
-/// The command line `cmux-proxy ARGS...`, parsed: for tests.
+/// The command line without its `CMUX_*` variables. clap reads an argument's variable
+/// when the command is built, so clearing them here keeps an exported
+/// `CMUX_AUTH_TOKEN_FILE` (or any other) in the developer's shell out of the tests.
+#[cfg(test)]
+fn command_without_env() -> clap::Command {
+    use clap::CommandFactory;
+    Cli::command().mut_args(|arg| arg.env(None))
+}
+
+/// The command line `cmux-proxy ARGS...`, parsed as the binary parses it but without
+/// the environment: for tests.
 #[cfg(test)]
 pub fn parse_args(args: &[&str]) -> Cli {
-    let mut all = vec!["cmux-proxy"];
-    all.extend_from_slice(args);
-    Cli::try_parse_from(all).unwrap()
+    use clap::FromArgMatches;
+    let all = std::iter::once("cmux-proxy").chain(args.iter().copied());
+    let matches = command_without_env().try_get_matches_from(all).unwrap();
+    Cli::from_arg_matches(&matches).unwrap()
 }
 
 #[cfg(test)]
@@ -130,9 +141,22 @@ mod tests {
 
     #[test]
     fn pingora_flags_still_parse() {
-        let c = Cli::try_parse_from(["cmux-proxy", "-d", "-u", "-c", "/x.yaml", "-t"]).unwrap();
+        let c = parse_args(&["-d", "-u", "-c", "/x.yaml", "-t"]);
         assert!(c.daemon && c.upgrade && c.test);
         assert_eq!(c.conf.as_deref(), Some("/x.yaml"));
+    }
+
+    #[test]
+    fn tests_parse_without_the_environment() {
+        use clap::CommandFactory;
+        let from_env = |c: &clap::Command| c.get_arguments().any(|a| a.get_env().is_some());
+        assert!(
+            from_env(&Cli::command()),
+            "the binary reads CMUX_* variables"
+        );
+        assert!(!from_env(&command_without_env()), "tests must not");
+        let c = parse_args(&[]);
+        assert!(c.listen.is_empty() && c.auth_token_file.is_none() && c.mode.is_none());
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! and our `cmux_proxy:` section, parsed here with unknown keys refused, so that a typo
 //! stops start-up instead of being ignored.
 
-use super::settings::*;
+use super::defaults::*;
 
 use crate::observe::log_line::LogFormat;
 use pingora::server::configuration::ServerConf;
@@ -50,6 +50,37 @@ pub struct ConfSection {
     pub node_token: Option<String>,
 }
 
+/// Why a conf text was refused; every message says where and what.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfError {
+    /// serde_yaml's message says what is wrong, where (`at line L column C`) and under
+    /// which key; printed on one line.
+    #[error("{}", .0.to_string().replace('\n', " "))]
+    Yaml(serde_yaml::Error),
+    /// pingora's own check of its keys refused them, saying why.
+    #[error("{0}")]
+    Pingora(String),
+    /// A top-level key that neither pingora nor this proxy knows, with its line when
+    /// found and the known key it is likely a typo of.
+    #[error("unknown key `{name}`{}: {}", at_line(*.line), hint(.suggestion.as_deref()))]
+    UnknownKey {
+        name: String,
+        line: Option<usize>,
+        suggestion: Option<String>,
+    },
+}
+
+fn at_line(line: Option<usize>) -> String {
+    line.map_or(String::new(), |n| format!(" at line {n} column 1"))
+}
+
+fn hint(suggestion: Option<&str>) -> String {
+    match suggestion {
+        Some(k) => format!("did you mean `{k}`?"),
+        None => format!("pingora's server keys and `{SECTION}` are allowed"),
+    }
+}
+
 /// The whole YAML file as far as we read it: only our section.
 #[derive(Debug, Default, Deserialize)]
 struct ConfFile {
@@ -60,26 +91,20 @@ struct ConfFile {
 /// Parses one YAML text into pingora's conf and our section. Every error names the
 /// line and column and says what is wrong; a top-level key that neither pingora nor
 /// this proxy knows is refused, like an unknown key in our section.
-pub fn parse_conf_text(text: &str) -> Result<(ServerConf, ConfSection), ConfigError> {
-    let doc: serde_yaml::Value = serde_yaml::from_str(text).map_err(yaml_error)?;
+pub fn parse_conf_text(text: &str) -> Result<(ServerConf, ConfSection), ConfError> {
+    let doc: serde_yaml::Value = serde_yaml::from_str(text).map_err(ConfError::Yaml)?;
     if let serde_yaml::Value::Mapping(top) = &doc {
         check_top_level_keys(top, text)?;
     }
     // pingora's keys, with serde_yaml's own message (pingora's would quote the whole
     // file and drop the line), then pingora's own checks.
-    let server_conf: ServerConf = serde_yaml::from_str(text).map_err(yaml_error)?;
-    let server_conf = server_conf.validate().or_else(|e| {
+    let server_conf: ServerConf = serde_yaml::from_str(text).map_err(ConfError::Yaml)?;
+    let server_conf = server_conf.validate().map_err(|e| {
         let why = e.context.as_ref().map(|c| c.to_string());
-        err(why.unwrap_or_else(|| e.to_string()))
+        ConfError::Pingora(why.unwrap_or_else(|| e.to_string()))
     })?;
-    let file: ConfFile = serde_yaml::from_str(text).map_err(yaml_error)?;
+    let file: ConfFile = serde_yaml::from_str(text).map_err(ConfError::Yaml)?;
     Ok((server_conf, file.cmux_proxy.unwrap_or_default()))
-}
-
-/// serde_yaml's message says what is wrong, where (`at line L column C`) and under
-/// which key.
-fn yaml_error(e: serde_yaml::Error) -> ConfigError {
-    ConfigError(e.to_string().replace('\n', " "))
 }
 
 /// Our section's name and pingora's keys, as pingora writes its default conf.
@@ -97,7 +122,7 @@ fn known_keys() -> Vec<String> {
 
 const SECTION: &str = "cmux_proxy";
 
-fn check_top_level_keys(top: &serde_yaml::Mapping, text: &str) -> Result<(), ConfigError> {
+fn check_top_level_keys(top: &serde_yaml::Mapping, text: &str) -> Result<(), ConfError> {
     let known = known_keys();
     for key in top.keys() {
         let name = match key.as_str() {
@@ -110,12 +135,13 @@ fn check_top_level_keys(top: &serde_yaml::Mapping, text: &str) -> Result<(), Con
             .position(|l| {
                 l.starts_with(name.as_str()) && l[name.len()..].trim_start().starts_with(':')
             })
-            .map_or(String::new(), |n| format!(" at line {} column 1", n + 1));
-        let hint = match closest(&name, &known) {
-            Some(k) => format!("did you mean `{k}`?"),
-            None => format!("pingora's server keys and `{SECTION}` are allowed"),
-        };
-        return err(format!("unknown key `{name}`{line}: {hint}"));
+            .map(|n| n + 1);
+        let suggestion = closest(&name, &known).map(str::to_string);
+        return Err(ConfError::UnknownKey {
+            name,
+            line,
+            suggestion,
+        });
     }
     Ok(())
 }
@@ -180,24 +206,33 @@ mod tests {
         let e = parse_conf_text("version: 1\ncmux_proxy:\n  lisen: []\n")
             .err()
             .unwrap();
-        assert!(e.0.contains("lisen"), "{e}");
-        assert!(!e.0.contains('\n'));
-        assert_eq!(e.0.matches("cmux_proxy").count(), 1, "one prefix: {e}");
-        assert!(e.0.contains("line 3 column 3"), "{e}");
+        assert!(e.to_string().contains("lisen"), "{e}");
+        assert!(!e.to_string().contains('\n'));
+        assert_eq!(
+            e.to_string().matches("cmux_proxy").count(),
+            1,
+            "one prefix: {e}"
+        );
+        assert!(e.to_string().contains("line 3 column 3"), "{e}");
     }
 
     #[test]
     fn pingora_key_errors_name_line_column_and_reason() {
         let e = parse_conf_text("version: 1\nthreads: two\n").err().unwrap();
-        assert!(e.0.contains("threads: invalid type: string \"two\""), "{e}");
-        assert!(e.0.contains("line 2 column 10"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("threads: invalid type: string \"two\""),
+            "{e}"
+        );
+        assert!(e.to_string().contains("line 2 column 10"), "{e}");
         let e = parse_conf_text("version: 1\n  threads: 2\n").err().unwrap();
-        assert!(e.0.contains("line 2"), "{e}");
+        assert!(e.to_string().contains("line 2"), "{e}");
         let e = parse_conf_text("version: 1\nmax_blocking_threads: 0\n")
             .err()
             .unwrap();
         assert!(
-            e.0.contains("max_blocking_threads must be greater than zero"),
+            e.to_string()
+                .contains("max_blocking_threads must be greater than zero"),
             "{e}"
         );
     }
@@ -206,13 +241,16 @@ mod tests {
     fn unknown_top_level_keys_are_refused_with_a_suggestion() {
         let e = parse_conf_text("version: 1\nthread: 2\n").err().unwrap();
         assert_eq!(
-            e.0,
+            e.to_string(),
             "unknown key `thread` at line 2 column 1: did you mean `threads`?"
         );
         let e = parse_conf_text("version: 1\nfrobnicate: 2\n")
             .err()
             .unwrap();
-        assert!(e.0.contains("unknown key `frobnicate` at line 2"), "{e}");
+        assert!(
+            e.to_string().contains("unknown key `frobnicate` at line 2"),
+            "{e}"
+        );
         assert!(parse_conf_text("version: 1\nthreads: 2\ncmux_proxy: {}\n").is_ok());
     }
 }

@@ -4,7 +4,8 @@
 use super::cli::Cli;
 use super::conf::{parse_conf_text, with_dev_defaults, ConfSection};
 use super::merge::merge;
-use super::settings::{err, ConfigError, Settings};
+use super::startup_error::StartupError;
+use crate::state::Settings;
 use pingora::server::configuration::ServerConf;
 
 /// Everything start-up needs: our settings and pingora's conf.
@@ -14,12 +15,18 @@ pub struct Loaded {
 }
 
 /// Reads the conf named by `-c` (if any) and merges it with the command line.
-pub fn load(cli: &Cli) -> Result<Loaded, ConfigError> {
+pub fn load(cli: &Cli) -> Result<Loaded, StartupError> {
     let (server_conf, section) = match &cli.conf {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .or_else(|e| err(format!("cannot read conf file {path}: {e}")))?;
-            parse_conf_text(&text).map_err(|e| ConfigError(format!("conf file {path}: {e}")))?
+            let text =
+                std::fs::read_to_string(path).map_err(|error| StartupError::ConfUnreadable {
+                    path: path.clone(),
+                    error,
+                })?;
+            parse_conf_text(&text).map_err(|error| StartupError::Conf {
+                path: path.clone(),
+                error,
+            })?
         }
         None => (
             ServerConf::new().expect("pingora's built-in conf parses"),
@@ -27,9 +34,7 @@ pub fn load(cli: &Cli) -> Result<Loaded, ConfigError> {
         ),
     };
     if server_conf.daemon_wait_for_ready {
-        // pingora's bootstrap runs before the fork here, so the readiness signal would
-        // never reach the launcher, which would give up while the daemon runs on.
-        return err("daemon_wait_for_ready is not supported: use scripts/cmux-proxyctl, which waits for readiness itself");
+        return Err(StartupError::DaemonWaitForReady);
     }
     let server_conf = with_dev_defaults(server_conf);
     let settings = merge(cli, section)?;

@@ -1,21 +1,21 @@
-//! How is the server put together? The command line ([`cli`]), the conf and its merge
-//! with flags and environment ([`conf`], [`merge`], [`load`], [`settings`]), the state
-//! every request path shares ([`state`]), the pingora server with its services
-//! ([`server`], [`background`]), signals ([`signals`]) and the open-file limit
-//! ([`limits`]).
+//! How is the server put together? The command line ([`cli`]), the conf ([`conf`]) and
+//! their merge with the environment and the built-in [`defaults`] into
+//! `state::Settings` ([`merge`], with edge mode's settings in `merge::edge`; [`load`]
+//! does it all), why start-up stops ([`startup_error`]), the pingora server with its
+//! services around the shared `state::ProxyState` ([`server`], [`background`]),
+//! signals ([`signals`]) and the open-file limit ([`limits`]).
 
 pub mod background;
 pub mod cli;
 pub mod conf;
+pub mod defaults;
 pub mod limits;
 pub mod load;
 pub mod merge;
-pub mod mode;
 pub mod server;
-pub mod settings;
 pub mod signals;
-pub mod state;
+pub mod startup_error;
 
 pub use cli::Cli;
 pub use load::{load, Loaded};
-pub use state::ProxyState;
+pub use startup_error::StartupError;

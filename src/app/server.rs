@@ -4,11 +4,11 @@
 use super::background::{HangupService, ShutdownWatcher};
 use super::cli::Cli;
 use super::load::Loaded;
-use super::settings::Settings;
-use super::state::ProxyState;
+use super::startup_error::StartupError;
 use crate::front::FrontDoor;
 use crate::observe::admin::AdminApp;
 use crate::proxy::CmuxProxy;
+use crate::state::{ProxyState, Settings};
 use pingora::apps::http_app::HttpServer;
 use pingora::listeners::ListenerConfig;
 use pingora::protocols::l4::stream::L4BufferSettings;
@@ -52,7 +52,7 @@ fn proxy_service(
 }
 
 /// Builds the server, ready to run.
-pub fn build(cli: &Cli, loaded: Loaded) -> Result<Server, String> {
+pub fn build(cli: &Cli, loaded: Loaded) -> Result<Server, StartupError> {
     let Loaded {
         settings,
         server_conf,
@@ -64,7 +64,7 @@ pub fn build(cli: &Cli, loaded: Loaded) -> Result<Server, String> {
     server.add_service(proxy_service(&server, &state, &settings.listen));
 
     let draining = Arc::new(AtomicBool::new(false));
-    if let Some(admin) = settings.admin_listen {
+    if let Some(admin) = settings.admin.listen {
         let app = AdminApp {
             metrics: state.recorder.metrics.clone(),
             tunnels: state.tunnels.clone(),
@@ -92,23 +92,23 @@ pub fn build(cli: &Cli, loaded: Loaded) -> Result<Server, String> {
 /// one line instead of a panic inside pingora's listener setup. An admin address that
 /// was only the default and is in use (a second instance, say) is dropped with a
 /// warning; one the user gave stops start-up like a proxy address.
-pub fn check_listen_addresses(settings: &mut Settings) -> Result<(), String> {
-    for addr in &settings.listen {
-        if let Err(e) = TcpListener::bind(addr) {
-            return Err(format!("cannot listen on {addr}: {e}"));
+pub fn check_listen_addresses(settings: &mut Settings) -> Result<(), StartupError> {
+    for &addr in &settings.listen {
+        if let Err(error) = TcpListener::bind(addr) {
+            return Err(StartupError::Listen { addr, error });
         }
     }
-    let Some(admin) = settings.admin_listen else {
+    let Some(admin) = settings.admin.listen else {
         return Ok(());
     };
     match TcpListener::bind(admin) {
         Ok(_) => Ok(()),
-        Err(e) if settings.admin_explicit => Err(format!("cannot listen on {admin}: {e}")),
+        Err(error) if settings.admin.explicit => Err(StartupError::Listen { addr: admin, error }),
         Err(e) => {
             log::warn!(
                 "admin listener {admin} (the default) is unavailable ({e}): running without it; set --admin-listen to choose another address"
             );
-            settings.admin_listen = None;
+            settings.admin.listen = None;
             Ok(())
         }
     }

@@ -3,10 +3,9 @@
 //! resolver, whose cache decides when DNS is asked again.
 
 use super::discovery::{Found, NotFound};
-use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
 
 /// Machines kept in the view; past this, new names are not listed (a client trying
 /// random names cannot grow it without bound).
@@ -24,6 +23,14 @@ fn same_answer(a: &Result<Found, NotFound>, b: &Result<Found, NotFound>) -> bool
         (Ok(a), Ok(b)) => a.addr == b.addr && a.all == b.all && a.source == b.source,
         (a, b) => a == b,
     }
+}
+
+/// One machine's last answer, as [`MachineBook::noted`] gives it.
+pub struct Noted {
+    pub machine: String,
+    pub answer: Result<Found, NotFound>,
+    /// When the answer last changed.
+    pub since: SystemTime,
 }
 
 /// The last answer per machine.
@@ -50,41 +57,19 @@ impl MachineBook {
         }
     }
 
-    /// The view as JSON, machines sorted by name.
-    pub fn to_json(&self) -> Value {
+    /// Every machine's last answer and since when it says so, sorted by name (the
+    /// admin listener formats them).
+    pub fn noted(&self) -> Vec<Noted> {
         let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        let now = Instant::now();
-        let mut names: Vec<&String> = seen.keys().collect();
-        names.sort();
-        let machines: Vec<Value> = names
-            .into_iter()
-            .map(|name| {
-                let s = &seen[name];
-                let changed = crate::observe::log_line::rfc3339_utc(s.at);
-                match &s.answer {
-                    Ok(found) => json!({
-                        "machine": name,
-                        "address": found.addr.to_string(),
-                        "addresses": found.all.iter().map(|ip| ip.to_string()).collect::<Vec<_>>(),
-                        "source": found.source.as_str(),
-                        "ttl_left_ms": found.valid_until.saturating_duration_since(now).as_millis() as u64,
-                        "since": changed,
-                    }),
-                    Err(NotFound::Unknown(name_asked)) => json!({
-                        "machine": name,
-                        "error": "machine_unknown",
-                        "detail": format!("no DNS record for {name_asked}"),
-                        "since": changed,
-                    }),
-                    Err(NotFound::LookupFailed(why)) => json!({
-                        "machine": name,
-                        "error": "dns_failed",
-                        "detail": why,
-                        "since": changed,
-                    }),
-                }
+        let mut noted: Vec<Noted> = seen
+            .iter()
+            .map(|(machine, s)| Noted {
+                machine: machine.clone(),
+                answer: s.answer.clone(),
+                since: s.at,
             })
             .collect();
-        json!({ "machines": machines })
+        noted.sort_by(|a, b| a.machine.cmp(&b.machine));
+        noted
     }
 }

@@ -15,7 +15,6 @@ pub use body::BodyFormat;
 pub use table::Row;
 
 use crate::host::RefusalExplanation;
-use crate::observe::ConnectFailure;
 use crate::routing::{Reason, Refusal, RouteError, Target};
 use bytes::Bytes;
 use std::time::Duration;
@@ -109,21 +108,6 @@ impl From<Refusal> for ProxyError {
         ProxyError {
             kind,
             target: refusal.target,
-        }
-    }
-}
-
-impl From<&ProxyErrorKind> for ConnectFailure {
-    /// How a failure to connect counts in the metrics, for HTTP and CONNECT alike.
-    fn from(kind: &ProxyErrorKind) -> Self {
-        match kind {
-            ProxyErrorKind::PortClosed(_) => ConnectFailure::Refused,
-            ProxyErrorKind::ConnectTimeout => ConnectFailure::Timeout,
-            ProxyErrorKind::MachineUnreachable { timed_out, .. } => match timed_out {
-                true => ConnectFailure::Timeout,
-                false => ConnectFailure::Refused,
-            },
-            _ => ConnectFailure::Other,
         }
     }
 }

@@ -8,9 +8,9 @@
 use super::early::{close_forbidden, refuse};
 use super::h2c;
 use super::head::{self, request_target_flaw, Head, MAX_HEAD_BYTES};
-use crate::app::ProxyState;
 use crate::error::ProxyErrorKind;
 use crate::observe::{peer_addr, RequestKind};
+use crate::state::ProxyState;
 use crate::tunnel;
 use async_trait::async_trait;
 use pingora::apps::{HttpPersistentSettings, HttpServerApp, ServerApp};
@@ -120,7 +120,7 @@ impl<H> FrontDoor<H> {
     /// Reads the next head. A new connection is served even if shutdown began since it
     /// was accepted; an idle keep-alive connection closes when the server stops.
     async fn read_next(&self, stream: &mut Stream, first: bool, shutdown: &ShutdownWatch) -> Next {
-        let head_timeout = self.state.head_timeout;
+        let head_timeout = self.state.timeouts.request_head;
         let idle = if first { head_timeout } else { KEEPALIVE_IDLE };
         let read = head::read_head(stream, idle, head_timeout);
         if first {
@@ -187,7 +187,7 @@ where
                 }
                 Next::H2c(bytes) => {
                     let stream = unread(stream, &bytes)?;
-                    let timeout = self.state.head_timeout;
+                    let timeout = self.state.timeouts.request_head;
                     h2c::serve(&self.http, stream, shutdown, timeout, KEEPALIVE_IDLE).await;
                     return None;
                 }

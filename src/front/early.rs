@@ -1,9 +1,9 @@
 //! Requests refused before any proxy path takes them (a head too slow, too large, not
 //! HTTP/1 at all): answered and logged here, since no other path would log them.
 
-use crate::app::ProxyState;
 use crate::error::{reply, ProxyError, ProxyErrorKind};
 use crate::observe::{peer_addr, EndReason, Entry, RequestKind};
+use crate::state::ProxyState;
 use pingora::protocols::Stream;
 use std::time::Instant;
 

@@ -42,6 +42,17 @@ impl LogTarget {
     }
 }
 
+/// The access log's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessLogSettings {
+    /// Where lines go (`access_log`).
+    pub target: LogTarget,
+    /// Text or JSON (`access_log_format`).
+    pub format: LogFormat,
+    /// Whether lines keep the query string, which may carry secrets (`access_log_query`).
+    pub keep_query: bool,
+}
+
 /// The access log handle shared by every request path.
 pub struct AccessLog {
     format: LogFormat,
@@ -58,15 +69,10 @@ pub struct AccessLog {
 
 impl AccessLog {
     /// Opens the destination (unless the log is off); no thread is started yet.
-    pub fn open(
-        target: LogTarget,
-        format: LogFormat,
-        keep_query: bool,
-        dropped: IntCounter,
-    ) -> io::Result<Self> {
+    pub fn open(settings: &AccessLogSettings, dropped: IntCounter) -> io::Result<Self> {
         let reopen = Arc::new(AtomicBool::new(false));
         let written = Arc::new(AtomicU64::new(0));
-        let (queue, writer) = match target {
+        let (queue, writer) = match settings.target.clone() {
             LogTarget::Off => (None, None),
             target => {
                 let sink = Sink::open(&target)?;
@@ -82,8 +88,8 @@ impl AccessLog {
             }
         };
         Ok(AccessLog {
-            format,
-            keep_query,
+            format: settings.format,
+            keep_query: settings.keep_query,
             queue,
             dropped,
             reopen,

@@ -3,10 +3,11 @@
 //! is handed over on a graceful upgrade like the main listener.
 
 use super::kinds::RequestKind;
+use super::machine_answers::machines_json;
 use super::metrics::Metrics;
 use super::ports;
+use super::tunnels::Tunnels;
 use crate::edge::MachineBook;
-use crate::tunnel::Tunnels;
 use async_trait::async_trait;
 use http::Response;
 use pingora::apps::http_app::ServeHttp;
@@ -77,7 +78,7 @@ impl ServeHttp for AdminApp {
             "/version" => respond(200, TEXT, format!("cmux-proxy {VERSION}\n")),
             "/ports" => json_response(ports::all_workspaces()),
             "/machines" => match &self.machines {
-                Some(book) => json_response((200, book.to_json())),
+                Some(book) => json_response((200, machines_json(book))),
                 None => respond(
                     404,
                     TEXT,

@@ -4,6 +4,7 @@
 //! per-target labels (`workspace`, `port`) are capped so that a port scan through the
 //! proxy cannot grow memory without limit.
 
+use super::connect_failure::ConnectFailure;
 use super::entry::Entry;
 use super::kinds::RequestKind;
 use super::machines::PerMachine;
@@ -36,22 +37,12 @@ const REFUSALS: [&str; 5] = [
     "loop_detected",
 ];
 
-/// Why a connection to a target failed, as a metric label.
+/// The metrics' settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConnectFailure {
-    Refused,
-    Timeout,
-    Other,
-}
-
-impl ConnectFailure {
-    fn as_str(self) -> &'static str {
-        match self {
-            ConnectFailure::Refused => "refused",
-            ConnectFailure::Timeout => "timeout",
-            ConnectFailure::Other => "other",
-        }
-    }
+pub struct MetricsSettings {
+    /// Whether finished requests are also counted by `workspace` and `port` (capped;
+    /// `metrics_per_target`).
+    pub per_target: bool,
 }
 
 /// Label children resolved once at start-up: recording a request is then a few atomic

@@ -3,10 +3,10 @@
 
 use super::ctx::RequestCtx;
 use crate::access::split_query_token;
-use crate::app::ProxyState;
 use crate::error::{ProxyError, ProxyErrorKind};
 use crate::names::{TOKEN_COOKIE, TOKEN_QUERY};
 use crate::observe::EndReason;
+use crate::state::ProxyState;
 use pingora::http::ResponseHeader;
 use pingora::prelude::*;
 use pingora::ErrorType;

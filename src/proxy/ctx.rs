@@ -1,9 +1,8 @@
 //! What the proxy keeps about one request between pingora's phases.
 
 use crate::error::ProxyError;
-use crate::observe::EndReason;
+use crate::observe::{EndReason, TunnelGuard};
 use crate::routing::{Hop, Target, UpstreamProtocol};
-use crate::tunnel::TunnelGuard;
 use http::HeaderValue;
 use std::time::{Duration, Instant};
 

@@ -4,11 +4,11 @@
 use super::ctx::RequestCtx;
 use super::failure::connect_error_kind;
 use super::peer::refuse;
-use crate::app::ProxyState;
 use crate::edge::{node_for, Edge};
 use crate::error::ProxyErrorKind;
 use crate::names::MACHINE;
 use crate::routing::{Hop, Target};
+use crate::state::ProxyState;
 use http::{HeaderMap, HeaderValue};
 use pingora::http::RequestHeader;
 use pingora::prelude::*;

@@ -4,10 +4,10 @@
 use super::ctx::RequestCtx;
 use super::forwarded::{self, ViaEntry};
 use super::{admission, authority, edge_hop, hop_by_hop, host_override, peer, redirects, respond};
-use crate::app::ProxyState;
 use crate::names::UPSTREAM_PROTOCOL;
 use crate::observe::{EndReason, Entry, RequestKind};
 use crate::routing::{Exchange, Head, Plan};
+use crate::state::ProxyState;
 use async_trait::async_trait;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
@@ -135,7 +135,7 @@ impl ProxyHttp for CmuxProxy {
         } else {
             hop_by_hop::remove(response);
             if let (Some(target), None) = (ctx.target.as_ref(), &ctx.hop) {
-                if self.state.rewrite_loopback_redirects {
+                if self.state.redirects.rewrite_loopback {
                     redirects::rewrite(response, session.req_header(), target)?;
                 }
             }

@@ -4,9 +4,9 @@
 use super::ctx::RequestCtx;
 use super::failure::connect_failure;
 use super::upstream_protocol;
-use crate::app::ProxyState;
 use crate::error::ProxyError;
 use crate::routing::{Direct, UpstreamProtocol, WaitPolicy};
+use crate::state::ProxyState;
 use pingora::prelude::*;
 use pingora::ErrorType;
 use std::net::SocketAddr;
@@ -65,18 +65,18 @@ pub fn peer(
     // A SocketAddr resolves without any name lookup.
     let mut peer = HttpPeer::new(addr, false, String::new());
     upstream_protocol::apply(&mut peer, protocol);
-    peer.options.connection_timeout = Some(state.connect_timeout);
+    peer.options.connection_timeout = Some(state.timeouts.connect);
     // No read, write or idle timeout by default: a quiet WebSocket or a long poll must
     // survive. The optional tunnel idle timeout applies to upgrades only, the optional
     // upstream read timeout to everything else.
     if session.is_upgrade_req() {
-        peer.options.read_timeout = state.tunnel_idle_timeout;
+        peer.options.read_timeout = state.tunnel.idle_timeout;
         // pingora reads a downstream body, upgraded bytes included, with a 60 s timeout
         // of its own: without this, a WebSocket quiet both ways for a minute (an HMR
         // socket between edits) was closed under the user.
-        session.set_read_timeout(state.tunnel_idle_timeout);
+        session.set_read_timeout(state.tunnel.idle_timeout);
     } else {
-        peer.options.read_timeout = state.upstream_read_timeout;
+        peer.options.read_timeout = state.timeouts.upstream_read;
         session.set_read_timeout(Some(BODY_READ_TIMEOUT));
     }
     Box::new(peer)

@@ -5,10 +5,10 @@ use super::edge_hop;
 use super::failure::{classify, Failure};
 use super::grpc_answer;
 use super::peer::BODY_READ_TIMEOUT;
-use crate::app::ProxyState;
 use crate::error::{BodyFormat, ProxyError};
 use crate::observe::EndReason;
 use crate::routing::is_grpc;
+use crate::state::ProxyState;
 use pingora::prelude::*;
 use pingora::proxy::FailToProxy;
 
@@ -39,7 +39,7 @@ async fn error_for(
         return Ok(ProxyError::without_target(kind));
     }
     let upgraded = session.was_upgraded();
-    let read_timeout = state.upstream_read_timeout;
+    let read_timeout = state.timeouts.upstream_read;
     match classify(e, target, upgraded, read_timeout, BODY_READ_TIMEOUT).await {
         Failure::Answer(kind) => Ok(ProxyError {
             kind,

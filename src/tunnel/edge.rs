@@ -4,11 +4,11 @@
 
 use super::request::ConnectRequest;
 use super::upstream::connect;
-use crate::app::ProxyState;
 use crate::edge::Edge;
 use crate::error::reply::write_all_flush;
 use crate::error::{ProxyError, ProxyErrorKind};
 use crate::routing::{for_this_hop_only, header_text, Hop, Target};
+use crate::state::ProxyState;
 use pingora::protocols::Stream;
 use std::fmt::Write as _;
 use std::io;
@@ -101,7 +101,7 @@ pub async fn open(
     };
     let head = node_head(req, hop, edge, &state.router.loops.via);
     // The node may wait for a restarting dev server before it answers.
-    let patience = state.connect_timeout + state.router.rules.wait.max;
+    let patience = state.timeouts.connect + state.router.rules.wait.max;
     let asked = async {
         upstream.write_all(head.as_bytes()).await?;
         read_node_head(&mut upstream).await

@@ -2,10 +2,10 @@
 //! included, until both sides close, the tunnel goes idle, or shutdown's deadline comes.
 
 use super::splice;
-use crate::app::ProxyState;
 use crate::host::sys;
 use crate::observe::EndReason;
 use crate::routing::Target;
+use crate::state::ProxyState;
 use pingora::protocols::l4::stream::Stream as TcpStream4;
 use pingora::protocols::Stream;
 use std::io;
@@ -49,7 +49,7 @@ pub async fn relay(
     let ended = tokio::select! {
         r = copy => r.map_err(|e| (e, EndReason::TunnelClosed)),
         _ = state.tunnels.deadline_reached() => Err((io::Error::other("closed at the shutdown deadline"), EndReason::Shutdown)),
-        _ = idle_watch(state.tunnel_idle_timeout, started, &last_activity) => {
+        _ = idle_watch(state.tunnel.idle_timeout, started, &last_activity) => {
             Err((io::Error::other("idle timeout"), EndReason::IdleTimeout))
         }
     };

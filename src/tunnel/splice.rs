@@ -88,7 +88,7 @@ pub async fn splice_bidirectional(
 
 /// Sets the socket's send buffer (SO_SNDBUF; Linux doubles the value for its own
 /// bookkeeping). A fixed size also turns the kernel's autotuning off for this socket; see
-/// `app::settings::DEFAULT_TUNNEL_SEND_BUFFER_BYTES` for why tunnels want that.
+/// `app::defaults::DEFAULT_TUNNEL_SEND_BUFFER_BYTES` for why tunnels want that.
 pub fn set_send_buffer(socket: &TcpStream, bytes: usize) -> io::Result<()> {
     use std::os::fd::AsRawFd;
     pingora::protocols::l4::ext::set_snd_buf(socket.as_raw_fd(), bytes).map_err(io::Error::other)

@@ -1,10 +1,10 @@
 //! Connecting a tunnel to its target, waiting for a restarting one as the HTTP path does.
 
 use super::splice;
-use crate::app::ProxyState;
 use crate::error::ProxyErrorKind;
 use crate::host::explain_refused;
 use crate::routing::{Target, WaitPolicy};
+use crate::state::ProxyState;
 use pingora::protocols::Stream;
 use std::io;
 use std::time::{Duration, Instant};
@@ -83,7 +83,7 @@ pub(super) async fn connect(
     state: &ProxyState,
 ) -> Result<TcpStream, ProxyErrorKind> {
     let connecting = TcpStream::connect(target.addr);
-    match tokio::time::timeout(state.connect_timeout, connecting).await {
+    match tokio::time::timeout(state.timeouts.connect, connecting).await {
         Err(_) => Err(ProxyErrorKind::ConnectTimeout),
         Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionRefused => {
             Err(ProxyErrorKind::PortClosed(None))
@@ -91,7 +91,7 @@ pub(super) async fn connect(
         Ok(Err(e)) => Err(ProxyErrorKind::ConnectFailed(e.to_string())),
         Ok(Ok(stream)) => {
             let _ = stream.set_nodelay(true);
-            if let Some(bytes) = state.tunnel_send_buffer {
+            if let Some(bytes) = state.tunnel.send_buffer {
                 cap_send_buffer(&stream, target, bytes);
             }
             Ok(stream)
@@ -100,7 +100,7 @@ pub(super) async fn connect(
 }
 
 /// Caps the send buffer of the socket to a loopback target (see
-/// `app::settings::DEFAULT_TUNNEL_SEND_BUFFER_BYTES` for the measurement). Only loopback:
+/// `app::defaults::DEFAULT_TUNNEL_SEND_BUFFER_BYTES` for the measurement). Only loopback:
 /// over a real network a fixed buffer would cap throughput at buffer / round trip.
 fn cap_send_buffer(stream: &TcpStream, target: &Target, bytes: usize) {
     if !target.addr.ip().is_loopback() {

@@ -159,7 +159,7 @@ fn run(cmd: &str, o: &Opts) -> Result<(), String> {
             o.num("buf", 64 * 1024)?,
             o.num(
                 "sndbuf",
-                cmux_proxy::app::settings::DEFAULT_TUNNEL_SEND_BUFFER_BYTES,
+                cmux_proxy::app::defaults::DEFAULT_TUNNEL_SEND_BUFFER_BYTES,
             )?,
         )),
         "free-ports" => {

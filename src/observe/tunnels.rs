@@ -4,7 +4,7 @@
 //! and says how many were still open: a tunnel can stay open for hours, so without a
 //! deadline a stopping proxy would either hang or cut them silently.
 
-use crate::observe::RequestKind;
+use super::kinds::RequestKind;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::watch;

@@ -1,29 +1,31 @@
-//! What every request path shares, built once at start-up from the settings.
+//! What does every request share? [`ProxyState`]: the router, the access policy, the
+//! recorder (metrics and access log), the open tunnels, the edge in edge mode, and the
+//! settings the request paths read ([`settings`]). It is built once at start-up (by
+//! `app`) and read by the services above it (`front`, `proxy`, `tunnel`); it imports
+//! none of them.
 
-use super::settings::{AccessSettings, Settings};
-use crate::access::{Access, ConnectionLimits, Tokens};
+mod error;
+pub mod settings;
+
+pub use error::StateError;
+pub use settings::{
+    AccessSettings, AdminSettings, RedirectSettings, Settings, Timeouts, TunnelSettings,
+};
+
+use crate::access::{Access, ConnectionLimits, TokenError, Tokens};
 use crate::edge::Edge;
 use crate::host::sys;
-use crate::observe::access_log::AccessLog;
-use crate::observe::{Metrics, Recorder};
+use crate::observe::{Recorder, Tunnels};
 use crate::routing::{Mode, RouteRules, Router, WaitPolicy};
-use crate::tunnel::Tunnels;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// Shared by the HTTP proxy, the CONNECT tunnel, the dispatcher and the shutdown watcher.
 pub struct ProxyState {
     pub router: Router,
-    pub connect_timeout: Duration,
-    pub head_timeout: Duration,
-    /// Idle timeout for tunnels; `None` means tunnels stay open while both ends do.
-    pub tunnel_idle_timeout: Option<Duration>,
-    /// Longest silence from a target during a plain HTTP exchange; `None`: no limit.
-    pub upstream_read_timeout: Option<Duration>,
-    /// SO_SNDBUF for CONNECT tunnels' sockets to loopback targets (`None`: the kernel's).
-    pub tunnel_send_buffer: Option<usize>,
-    /// Whether loopback `Location`s are rewritten to the client's origin.
-    pub rewrite_loopback_redirects: bool,
+    pub timeouts: Timeouts,
+    /// How tunnels behave; the open ones are counted in `tunnels`.
+    pub tunnel: TunnelSettings,
+    pub redirects: RedirectSettings,
     pub tunnels: Arc<Tunnels>,
     pub recorder: Recorder,
     pub access: Access,
@@ -40,7 +42,7 @@ fn default_max_connections() -> usize {
 }
 
 /// The access policy from its settings; a token file that cannot be read stops start-up.
-fn access(settings: &AccessSettings) -> Result<Access, String> {
+fn access(settings: &AccessSettings) -> Result<Access, TokenError> {
     let tokens = Tokens::load(
         settings.auth_tokens.clone(),
         settings.auth_token_file.clone(),
@@ -57,25 +59,22 @@ fn access(settings: &AccessSettings) -> Result<Access, String> {
 }
 
 impl ProxyState {
-    /// Builds the state; it fails on an access log that cannot be opened or a token
+    /// Builds the state, holding the settings groups as they are; it fails on edge
+    /// mode's resolver or node token, an access log that cannot be opened or a token
     /// file that cannot be read.
-    pub fn new(settings: &Settings) -> Result<Self, String> {
-        let metrics = Metrics::new(settings.metrics_per_target);
-        let metrics = Arc::new(match settings.edge {
-            Some(_) => metrics.with_machines(),
-            None => metrics,
-        });
+    pub fn new(settings: &Settings) -> Result<Self, StateError> {
         let edge = match &settings.edge {
-            Some(edge) => Some(Arc::new(Edge::new(edge.clone(), settings.connect_timeout)?)),
+            Some(edge) => Some(Arc::new(
+                Edge::new(edge.clone(), settings.timeouts.connect).map_err(StateError::Edge)?,
+            )),
             None => None,
         };
-        let access_log = AccessLog::open(
-            settings.access_log.clone(),
-            settings.access_log_format,
-            settings.access_log_query,
-            metrics.access_log_dropped.clone(),
+        let recorder = Recorder::open(
+            &settings.access_log,
+            &settings.metrics,
+            settings.edge.is_some(),
         )
-        .map_err(|e| format!("cannot open the access log: {e}"))?;
+        .map_err(StateError::AccessLog)?;
         let rules = RouteRules {
             mode: match &settings.edge {
                 Some(edge) => Mode::Edge {
@@ -96,24 +95,18 @@ impl ProxyState {
         let own: Vec<_> = settings
             .listen
             .iter()
-            .chain(&settings.admin_listen)
+            .chain(&settings.admin.listen)
             .copied()
             .collect();
         Ok(ProxyState {
             router: Router::new(rules, own),
             access: access(&settings.access)?,
-            connect_timeout: settings.connect_timeout,
-            head_timeout: settings.request_head_timeout,
-            tunnel_idle_timeout: settings.tunnel_idle_timeout,
-            upstream_read_timeout: settings.upstream_read_timeout,
-            tunnel_send_buffer: settings.tunnel_send_buffer,
-            rewrite_loopback_redirects: settings.rewrite_loopback_redirects,
+            timeouts: settings.timeouts,
+            tunnel: settings.tunnel,
+            redirects: settings.redirects,
             tunnels: Arc::new(Tunnels::default()),
             edge,
-            recorder: Recorder {
-                metrics,
-                access_log,
-            },
+            recorder,
         })
     }
 }

@@ -1,14 +1,22 @@
 //! Merging: a flag wins over its environment variable (clap combines those two), which
 //! wins over the conf's `cmux_proxy:` section, which wins over the built-in default.
 //! Every value is checked here, so that a bad one stops start-up with one clear line.
+//! Edge mode's settings are merged in [`edge`].
+
+mod edge;
 
 use super::cli::Cli;
 use super::conf::ConfSection;
-use super::mode::edge_settings;
-use super::settings::*;
+use super::defaults::*;
+use super::startup_error::SettingError;
 use crate::access::{parse_list, Cidr};
 use crate::observe::access_log::LogTarget;
+use crate::observe::{AccessLogSettings, MetricsSettings};
 use crate::routing::{listen_covers, HostOverrideDefault, PortRange, TargetPolicy};
+use crate::state::{
+    AccessSettings, AdminSettings, RedirectSettings, Settings, Timeouts, TunnelSettings,
+};
+use edge::edge_settings;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
@@ -18,15 +26,15 @@ fn optional_ms(ms: Option<u64>) -> Option<Duration> {
 }
 
 /// A timeout in milliseconds that must not be 0.
-fn required_ms(name: &str, ms: u64) -> Result<Duration, ConfigError> {
+fn required_ms(name: &'static str, ms: u64) -> Result<Duration, SettingError> {
     if ms == 0 {
-        return err(format!("{name} must be greater than 0"));
+        return Err(SettingError::NotPositive(name));
     }
     Ok(Duration::from_millis(ms))
 }
 
 /// Merges flag/env values (already combined by clap) with the conf section and defaults.
-pub fn merge(cli: &Cli, section: ConfSection) -> Result<Settings, ConfigError> {
+pub fn merge(cli: &Cli, section: ConfSection) -> Result<Settings, SettingError> {
     let access = access_settings(cli, &section)?;
     let edge = edge_settings(cli, &section)?;
     let listen = listen_addresses(cli, section.listen)?;
@@ -52,32 +60,46 @@ pub fn merge(cli: &Cli, section: ConfSection) -> Result<Settings, ConfigError> {
         .host_override
         .as_deref()
         .or(section.host_override.as_deref());
+    // Fields are checked in the order written: with several bad values, the first one
+    // here is reported.
     Ok(Settings {
         upstream_host: resolve_host(&upstream_host_name)?,
         upstream_host_name,
-        connect_timeout: required_ms(
-            "connect_timeout_ms",
-            connect_timeout_ms.unwrap_or(DEFAULT_CONNECT_TIMEOUT_MS),
-        )?,
-        request_head_timeout: required_ms(
-            "request_head_timeout_ms",
-            head_timeout_ms.unwrap_or(DEFAULT_REQUEST_HEAD_TIMEOUT_MS),
-        )?,
+        timeouts: Timeouts {
+            connect: required_ms(
+                "connect_timeout_ms",
+                connect_timeout_ms.unwrap_or(DEFAULT_CONNECT_TIMEOUT_MS),
+            )?,
+            request_head: required_ms(
+                "request_head_timeout_ms",
+                head_timeout_ms.unwrap_or(DEFAULT_REQUEST_HEAD_TIMEOUT_MS),
+            )?,
+            upstream_read: optional_ms(section.upstream_read_timeout_ms),
+        },
         wait_for_port: Duration::from_millis(wait_for_port_ms),
         max_wait_for_port: Duration::from_millis(max_wait_for_port_ms),
-        tunnel_idle_timeout: optional_ms(section.tunnel_idle_timeout_ms),
-        upstream_read_timeout: optional_ms(section.upstream_read_timeout_ms),
-        tunnel_send_buffer: tunnel_send_buffer(section.tunnel_send_buffer_bytes)?,
-        admin_listen: admin_address(admin, &listen)?,
-        admin_explicit,
+        tunnel: TunnelSettings {
+            idle_timeout: optional_ms(section.tunnel_idle_timeout_ms),
+            send_buffer: tunnel_send_buffer(section.tunnel_send_buffer_bytes)?,
+        },
+        admin: AdminSettings {
+            listen: admin_address(admin, &listen)?,
+            explicit: admin_explicit,
+        },
         access,
         listen,
-        access_log: LogTarget::parse(access_log.unwrap_or("stderr")),
-        access_log_format: section.access_log_format.unwrap_or_default(),
-        access_log_query: section.access_log_query.unwrap_or(false),
-        metrics_per_target: section.metrics_per_target.unwrap_or(false),
+        access_log: AccessLogSettings {
+            target: LogTarget::parse(access_log.unwrap_or("stderr")),
+            format: section.access_log_format.unwrap_or_default(),
+            keep_query: section.access_log_query.unwrap_or(false),
+        },
+        metrics: MetricsSettings {
+            per_target: section.metrics_per_target.unwrap_or(false),
+        },
         host_override: host_override_default(host_override)?,
-        rewrite_loopback_redirects: section.rewrite_loopback_redirects.unwrap_or(true),
+        redirects: RedirectSettings {
+            rewrite_loopback: section.rewrite_loopback_redirects.unwrap_or(true),
+        },
         h2c_ports: port_ranges("h2c_ports", &section.h2c_ports)?,
         edge,
     })
@@ -92,22 +114,28 @@ fn list_or(flag: &[String], conf: &Option<Vec<String>>) -> Vec<String> {
     }
 }
 
-fn clients(name: &str, items: Vec<String>) -> Result<Vec<Cidr>, ConfigError> {
-    parse_list(&items).or_else(|e| err(format!("{name}: {e}")))
+fn clients(name: &'static str, items: Vec<String>) -> Result<Vec<Cidr>, SettingError> {
+    parse_list(&items).map_err(|reason| SettingError::BadItem { name, reason })
 }
 
-fn port_ranges(name: &str, items: &Option<Vec<String>>) -> Result<Vec<PortRange>, ConfigError> {
+fn port_ranges(
+    name: &'static str,
+    items: &Option<Vec<String>>,
+) -> Result<Vec<PortRange>, SettingError> {
     let items = items.iter().flatten().flat_map(|s| s.split(','));
     let items = items.filter(|s| !s.trim().is_empty());
     items
-        .map(|s| s.parse().or_else(|e| err(format!("{name}: {e}"))))
+        .map(|s| {
+            s.parse()
+                .map_err(|reason| SettingError::BadItem { name, reason })
+        })
         .collect()
 }
 
 /// Who may come in, and which targets they may name.
-fn access_settings(cli: &Cli, section: &ConfSection) -> Result<AccessSettings, ConfigError> {
-    let at_least_one = |name: &str, n: Option<usize>| match n {
-        Some(0) => err(format!("{name} must be greater than 0")),
+fn access_settings(cli: &Cli, section: &ConfSection) -> Result<AccessSettings, SettingError> {
+    let at_least_one = |name: &'static str, n: Option<usize>| match n {
+        Some(0) => Err(SettingError::NotPositive(name)),
         n => Ok(n),
     };
     let token_file = cli
@@ -139,24 +167,18 @@ fn access_settings(cli: &Cli, section: &ConfSection) -> Result<AccessSettings, C
 }
 
 /// `keep` (the default) or `localhost`.
-fn host_override_default(raw: Option<&str>) -> Result<HostOverrideDefault, ConfigError> {
+fn host_override_default(raw: Option<&str>) -> Result<HostOverrideDefault, SettingError> {
     match raw {
         None => Ok(HostOverrideDefault::Keep),
-        Some(raw) => HostOverrideDefault::parse(raw).map_or_else(
-            || {
-                err(format!(
-                    "invalid host_override {raw:?}: expected \"keep\" (the client's Host) or \"localhost\" (localhost:<target port>)"
-                ))
-            },
-            Ok,
-        ),
+        Some(raw) => HostOverrideDefault::parse(raw)
+            .ok_or_else(|| SettingError::HostOverride(raw.to_string())),
     }
 }
 
 fn listen_addresses(
     cli: &Cli,
     from_conf: Option<Vec<String>>,
-) -> Result<Vec<SocketAddr>, ConfigError> {
+) -> Result<Vec<SocketAddr>, SettingError> {
     let raw: Vec<String> = if !cli.listen.is_empty() {
         cli.listen.clone()
     } else if let Some(list) = from_conf {
@@ -168,13 +190,10 @@ fn listen_addresses(
 }
 
 /// SO_SNDBUF for tunnel sockets: the default, a size, or 0 for the kernel's autotuning.
-fn tunnel_send_buffer(bytes: Option<usize>) -> Result<Option<usize>, ConfigError> {
+fn tunnel_send_buffer(bytes: Option<usize>) -> Result<Option<usize>, SettingError> {
     match bytes.unwrap_or(DEFAULT_TUNNEL_SEND_BUFFER_BYTES) {
         0 => Ok(None),
-        bytes if bytes > MAX_TUNNEL_SEND_BUFFER_BYTES => err(format!(
-            "tunnel_send_buffer_bytes must be at most {MAX_TUNNEL_SEND_BUFFER_BYTES} \
-             (0 leaves it to the kernel)"
-        )),
+        bytes if bytes > MAX_TUNNEL_SEND_BUFFER_BYTES => Err(SettingError::SendBufferTooLarge),
         bytes => Ok(Some(bytes)),
     }
 }
@@ -184,23 +203,19 @@ fn tunnel_send_buffer(bytes: Option<usize>) -> Result<Option<usize>, ConfigError
 fn admin_address(
     raw: Option<String>,
     listen: &[SocketAddr],
-) -> Result<Option<SocketAddr>, ConfigError> {
+) -> Result<Option<SocketAddr>, SettingError> {
     let raw = raw.unwrap_or_else(|| DEFAULT_ADMIN_LISTEN.to_string());
     let admin = match raw.trim() {
         "off" | "" => return Ok(None),
-        addr => addr.parse::<SocketAddr>().or_else(|_| {
-            err(format!(
-                "invalid admin listen address {addr:?}: expected IP:PORT or \"off\""
-            ))
-        })?,
+        addr => addr
+            .parse::<SocketAddr>()
+            .map_err(|_| SettingError::AdminAddress(addr.to_string()))?,
     };
     if listen
         .iter()
         .any(|l| listen_covers(*l, admin) || listen_covers(admin, *l))
     {
-        return err(format!(
-            "admin listen address {admin} overlaps a proxy listen address"
-        ));
+        return Err(SettingError::AdminOverlaps(admin));
     }
     Ok(Some(admin))
 }
@@ -208,24 +223,22 @@ fn admin_address(
 /// Parses listen addresses (each may itself be comma-separated) and drops those another
 /// one already covers: exact duplicates, and any address on a port that a wildcard of
 /// the same family also listens on, which could not be bound twice anyway.
-pub fn parse_listen(raw: &[String]) -> Result<Vec<SocketAddr>, ConfigError> {
+pub fn parse_listen(raw: &[String]) -> Result<Vec<SocketAddr>, SettingError> {
     let mut parsed: Vec<SocketAddr> = Vec::new();
     for item in raw.iter().flat_map(|s| s.split(',')) {
         let item = item.trim();
         if item.is_empty() {
             continue;
         }
-        let addr: SocketAddr = item.parse().or_else(|_| {
-            err(format!(
-                "invalid listen address {item:?}: expected IP:PORT, for example 127.0.0.1:8080 or [::1]:8080"
-            ))
-        })?;
+        let addr: SocketAddr = item
+            .parse()
+            .map_err(|_| SettingError::ListenAddress(item.to_string()))?;
         if !parsed.contains(&addr) {
             parsed.push(addr);
         }
     }
     if parsed.is_empty() {
-        return err("no listen address given");
+        return Err(SettingError::NoListenAddress);
     }
     let covered = |a: &SocketAddr| {
         parsed
@@ -237,7 +250,7 @@ pub fn parse_listen(raw: &[String]) -> Result<Vec<SocketAddr>, ConfigError> {
 
 /// Resolves `--upstream-host` once, at start-up, so that no request waits on a name
 /// lookup. IP literals are used as they are.
-fn resolve_host(host: &str) -> Result<IpAddr, ConfigError> {
+fn resolve_host(host: &str) -> Result<IpAddr, SettingError> {
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     if let Ok(ip) = bare.parse::<IpAddr>() {
         return Ok(ip);
@@ -245,9 +258,12 @@ fn resolve_host(host: &str) -> Result<IpAddr, ConfigError> {
     match (host, 0u16).to_socket_addrs() {
         Ok(mut addrs) => match addrs.next() {
             Some(a) => Ok(a.ip()),
-            None => err(format!("upstream host {host:?} has no address")),
+            None => Err(SettingError::UpstreamHostNoAddress(host.to_string())),
         },
-        Err(e) => err(format!("cannot resolve upstream host {host:?}: {e}")),
+        Err(e) => Err(SettingError::UpstreamHostUnresolved {
+            host: host.to_string(),
+            reason: e.to_string(),
+        }),
     }
 }
 
@@ -281,7 +297,7 @@ mod tests {
             .collect();
         assert_eq!(got, want);
         let e = parse_listen(&strings(&["localhost:80"])).unwrap_err();
-        assert!(e.0.contains("\"localhost:80\""), "{e}");
+        assert!(e.to_string().contains("\"localhost:80\""), "{e}");
         assert!(parse_listen(&strings(&["127.0.0.1"])).is_err());
         assert!(parse_listen(&strings(&["127.0.0.1:99999"])).is_err());
     }
@@ -297,7 +313,7 @@ mod tests {
         let s = merge(&cli(&[]), section()).unwrap();
         assert_eq!(s.listen, vec!["127.0.0.1:9000".parse().unwrap()]);
         assert_eq!(s.upstream_host, "127.0.0.2".parse::<IpAddr>().unwrap());
-        assert_eq!(s.connect_timeout, Duration::from_millis(1234));
+        assert_eq!(s.timeouts.connect, Duration::from_millis(1234));
         let s = merge(
             &cli(&["--listen", "127.0.0.1:1", "--upstream-host", "::1"]),
             section(),
@@ -306,7 +322,7 @@ mod tests {
         assert_eq!(s.listen, vec!["127.0.0.1:1".parse().unwrap()]);
         assert_eq!(s.upstream_host, "::1".parse::<IpAddr>().unwrap());
         let s = merge(&cli(&[]), ConfSection::default()).unwrap();
-        assert_eq!(s.connect_timeout, Duration::from_millis(5000));
+        assert_eq!(s.timeouts.connect, Duration::from_millis(5000));
         assert_eq!(s.upstream_host_name, "127.0.0.1");
     }
 
@@ -318,18 +334,22 @@ mod tests {
         };
         let s = merge(&cli(&[]), ConfSection::default()).unwrap();
         assert_eq!(s.host_override, HostOverrideDefault::Keep);
-        assert!(s.rewrite_loopback_redirects);
+        assert!(s.redirects.rewrite_loopback);
         let s = merge(&cli(&[]), conf()).unwrap();
         assert_eq!(s.host_override, HostOverrideDefault::TargetLocalhost);
         let s = merge(&cli(&["--host-override", "keep"]), conf()).unwrap();
         assert_eq!(s.host_override, HostOverrideDefault::Keep);
         let e = merge(&cli(&["--host-override", "example.com"]), conf()).unwrap_err();
-        assert!(e.0.contains("invalid host_override \"example.com\""), "{e}");
+        assert!(
+            e.to_string()
+                .contains("invalid host_override \"example.com\""),
+            "{e}"
+        );
         let off = ConfSection {
             rewrite_loopback_redirects: Some(false),
             ..Default::default()
         };
-        assert!(!merge(&cli(&[]), off).unwrap().rewrite_loopback_redirects);
+        assert!(!merge(&cli(&[]), off).unwrap().redirects.rewrite_loopback);
     }
 
     #[test]
@@ -347,7 +367,10 @@ mod tests {
         let ports: Vec<_> = s.h2c_ports.iter().map(|r| r.0.clone()).collect();
         assert_eq!(ports, vec![50051..=50051, 9000..=9002, 7000..=7000]);
         let e = with(&["grpc"]).unwrap_err();
-        assert!(e.0.starts_with("h2c_ports: invalid port range"), "{e}");
+        assert!(
+            e.to_string().starts_with("h2c_ports: invalid port range"),
+            "{e}"
+        );
         assert!(merge(&cli(&[]), ConfSection::default())
             .unwrap()
             .h2c_ports
@@ -365,13 +388,14 @@ mod tests {
                 },
             )
         };
-        let default = with(None).unwrap().tunnel_send_buffer;
+        let default = with(None).unwrap().tunnel.send_buffer;
         assert_eq!(default, Some(DEFAULT_TUNNEL_SEND_BUFFER_BYTES));
-        assert_eq!(with(Some(0)).unwrap().tunnel_send_buffer, None);
-        assert_eq!(with(Some(65536)).unwrap().tunnel_send_buffer, Some(65536));
+        assert_eq!(with(Some(0)).unwrap().tunnel.send_buffer, None);
+        assert_eq!(with(Some(65536)).unwrap().tunnel.send_buffer, Some(65536));
         let e = with(Some(1 << 31)).unwrap_err();
         assert!(
-            e.0.contains("tunnel_send_buffer_bytes must be at most"),
+            e.to_string()
+                .contains("tunnel_send_buffer_bytes must be at most"),
             "{e}"
         );
     }

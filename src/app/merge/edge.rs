@@ -1,9 +1,10 @@
-//! `mode`: node (the default) or edge, and edge mode's settings merged like the others
-//! (flag, then environment, then conf, then default).
+//! Edge mode's settings, merged like the others (flag, then environment, then conf,
+//! then default); `mode` itself (node, the default, or edge) decides whether there are
+//! any.
 
-use super::cli::Cli;
-use super::conf::ConfSection;
-use super::settings::{err, ConfigError};
+use crate::app::cli::Cli;
+use crate::app::conf::ConfSection;
+use crate::app::startup_error::SettingError;
 use crate::edge::settings::*;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -13,7 +14,7 @@ use std::time::Duration;
 pub fn edge_settings(
     cli: &Cli,
     section: &ConfSection,
-) -> Result<Option<EdgeSettings>, ConfigError> {
+) -> Result<Option<EdgeSettings>, SettingError> {
     let mode = cli
         .mode
         .as_deref()
@@ -33,24 +34,18 @@ pub fn edge_settings(
     match mode.trim() {
         "node" => {
             if suffix.is_some() || edge_domain.is_some() || node_token.is_some() {
-                return err(
-                    "edge_domain, machine_dns_suffix and node_token apply to mode: edge only",
-                );
+                return Err(SettingError::EdgeKeysInNodeMode);
             }
             return Ok(None);
         }
         "edge" => {}
-        other => {
-            return err(format!(
-                "invalid mode {other:?}: expected \"node\" or \"edge\""
-            ))
-        }
+        other => return Err(SettingError::Mode(other.to_string())),
     }
     let Some(suffix) = suffix.filter(|s| !s.trim_matches('.').is_empty()) else {
-        return err("mode: edge needs machine_dns_suffix (machine M is looked up as M.<suffix>)");
+        return Err(SettingError::NoMachineDnsSuffix);
     };
-    let ttl = |name: &str, ms: Option<u64>, default: Duration| match ms {
-        Some(0) => err(format!("{name} must be greater than 0")),
+    let ttl = |name: &'static str, ms: Option<u64>, default: Duration| match ms {
+        Some(0) => Err(SettingError::NotPositive(name)),
         Some(ms) => Ok(Duration::from_millis(ms)),
         None => Ok(default),
     };
@@ -65,7 +60,7 @@ pub fn edge_settings(
         DEFAULT_DNS_MAX_TTL,
     )?;
     if dns_min_ttl > dns_max_ttl {
-        return err("dns_min_ttl_ms must not be above dns_max_ttl_ms");
+        return Err(SettingError::DnsTtlOrder);
     }
     Ok(Some(EdgeSettings {
         edge_domain: edge_domain
@@ -73,7 +68,7 @@ pub fn edge_settings(
             .filter(|d| !d.is_empty()),
         machine_dns_suffix: suffix.trim_matches('.').to_string(),
         machine_port: match section.machine_port {
-            Some(0) => return err("machine_port must be greater than 0"),
+            Some(0) => return Err(SettingError::NotPositive("machine_port")),
             Some(p) => p,
             None => DEFAULT_MACHINE_PORT,
         },
@@ -89,17 +84,14 @@ pub fn edge_settings(
     }))
 }
 
-fn dns_servers(raw: &[String]) -> Result<Vec<SocketAddr>, ConfigError> {
+fn dns_servers(raw: &[String]) -> Result<Vec<SocketAddr>, SettingError> {
     raw.iter()
         .flat_map(|s| s.split(','))
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(|s| {
-            s.parse().or_else(|_| {
-                err(format!(
-                    "invalid DNS server {s:?}: expected IP:PORT, for example 10.0.0.2:53"
-                ))
-            })
+            s.parse()
+                .map_err(|_| SettingError::DnsServer(s.to_string()))
         })
         .collect()
 }
@@ -116,11 +108,14 @@ mod tests {
             &cli(&["--machine-dns-suffix", "m.test"]),
             &ConfSection::default(),
         );
-        assert!(e.unwrap_err().0.contains("mode: edge only"));
+        assert!(e.unwrap_err().to_string().contains("mode: edge only"));
         let e = edge_settings(&cli(&["--mode", "hub"]), &ConfSection::default());
-        assert!(e.unwrap_err().0.contains("invalid mode \"hub\""));
+        assert!(e.unwrap_err().to_string().contains("invalid mode \"hub\""));
         let e = edge_settings(&cli(&["--mode", "edge"]), &ConfSection::default());
-        assert!(e.unwrap_err().0.contains("needs machine_dns_suffix"));
+        assert!(e
+            .unwrap_err()
+            .to_string()
+            .contains("needs machine_dns_suffix"));
     }
 
     #[test]
@@ -144,7 +139,7 @@ mod tests {
         let e = edge_settings(&cli(&["--dns-servers", "localhost"]), &section);
         assert!(e
             .unwrap_err()
-            .0
+            .to_string()
             .contains("invalid DNS server \"localhost\""));
     }
 }
