@@ -6,12 +6,10 @@ use common::*;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// Runs the binary to completion (bounded), with a clean environment for our variables.
+/// Runs the binary to completion (bounded), with no `CMUX_*` variable of the caller's.
 fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut child = Command::new(PROXY_BIN)
+    let mut child = without_cmux_env(&mut Command::new(PROXY_BIN))
         .args(args)
-        .env_remove("CMUX_LISTEN")
-        .env_remove("CMUX_UPSTREAM_HOST")
         .env("CMUX_ADMIN_LISTEN", "off")
         .envs(env.iter().copied())
         .stdin(Stdio::null())
@@ -133,14 +131,16 @@ fn soft_open_file_limit_is_raised_to_the_hard_limit() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(u64::MAX);
     if hard < 1024 {
-        eprintln!("skipped: the hard open-file limit here is {hard}");
+        skip(&format!(
+            "cli: soft_open_file_limit_is_raised_to_the_hard_limit: the hard open-file limit here is {hard}"
+        ));
         return;
     }
     // The upstream's tasks run on this runtime, kept alive for the whole test.
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let up = runtime.block_on(Upstream::start());
     let addr = format!("127.0.0.1:{}", free_port());
-    let mut child = Command::new("bash")
+    let mut child = without_cmux_env(&mut Command::new("bash"))
         .args([
             "-c",
             "ulimit -Sn 256 && exec \"$0\" \"$@\"",
@@ -157,11 +157,11 @@ fn soft_open_file_limit_is_raised_to_the_hard_limit() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while std::net::TcpStream::connect(&addr).is_err() {
-        assert!(Instant::now() < deadline, "proxy did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_serving(
+        &mut child,
+        &[addr.parse().unwrap()],
+        "cmux-proxy under ulimit -Sn 256",
+    );
     let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.id())).unwrap();
     let open_files: Vec<&str> = limits
         .lines()

@@ -197,7 +197,7 @@ async fn open_tunnels_are_closed_and_counted_at_the_shutdown_deadline() {
     .unwrap();
     let log_path = dir.join("stderr.log");
     let addr = format!("127.0.0.1:{}", free_port());
-    let mut child = Command::new(PROXY_BIN)
+    let mut child = without_cmux_env(&mut Command::new(PROXY_BIN))
         .args(["-c", conf.to_str().unwrap(), "--listen", &addr])
         .args(["--admin-listen", "off", "--access-log", "off"])
         .env("RUST_LOG", "info")

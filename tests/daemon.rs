@@ -135,14 +135,11 @@ impl Daemon {
     /// `cmux-proxyctl ARGS -c CONF` with the binary under test; at most 40 s.
     fn ctl(&self, args: &[&str]) -> Output {
         let mut cmd = Command::new(CTL);
-        cmd.args(args)
+        without_cmux_env(&mut cmd)
+            .args(args)
             .arg("-c")
             .arg(&self.conf)
             .env("CMUX_PROXY_BIN", PROXY_BIN)
-            .env_remove("CMUX_PROXY_CONF")
-            .env_remove("CMUX_LISTEN")
-            .env_remove("CMUX_UPSTREAM_HOST")
-            .env_remove("CMUX_CONNECT_TIMEOUT_MS")
             .env("RUST_LOG", "info");
         let out = run_bounded(cmd, Duration::from_secs(40));
         self.note_pids();
@@ -183,10 +180,9 @@ impl Daemon {
     /// The proxy in the foreground (no `-d`) with this conf, its log in
     /// `foreground.log`; returns once it listens.
     fn run_foreground(&self) -> Child {
-        let child = Command::new(PROXY_BIN)
+        let mut child = without_cmux_env(&mut Command::new(PROXY_BIN))
             .arg("-c")
             .arg(&self.conf)
-            .env_remove("CMUX_LISTEN")
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -194,11 +190,7 @@ impl Daemon {
             .spawn()
             .unwrap();
         self.seen.lock().unwrap().push(child.id());
-        let addr = self.addr();
-        wait_until(Duration::from_secs(15), || {
-            std::net::TcpStream::connect(&addr).is_ok()
-        })
-        .expect("proxy listens");
+        wait_serving(&mut child, &[self.addr().parse().unwrap()], "cmux-proxy");
         child
     }
 
@@ -535,7 +527,7 @@ async fn two_reloads_under_load_lose_nothing() {
 /// `cmux-proxy -t -c CONF`, bounded.
 fn check_conf(conf: &Path) -> Output {
     let mut cmd = Command::new(PROXY_BIN);
-    cmd.args(["-t", "-c"]).arg(conf).env_remove("CMUX_LISTEN");
+    without_cmux_env(&mut cmd).args(["-t", "-c"]).arg(conf);
     run_bounded(cmd, Duration::from_secs(15))
 }
 

@@ -411,10 +411,9 @@ async fn a_machine_that_accepts_nothing_gets_504_within_the_connect_timeout() {
 #[test]
 fn edge_settings_are_checked_at_start_up() {
     let run = |args: &[&str]| {
-        std::process::Command::new(PROXY_BIN)
+        without_cmux_env(&mut std::process::Command::new(PROXY_BIN))
             .args(["-t", "--listen", "127.0.0.1:1", "--admin-listen", "off"])
             .args(args)
-            .env_remove("CMUX_MODE")
             .output()
             .unwrap()
     };
