@@ -365,39 +365,50 @@ async fn h2c_ports_are_spoken_to_in_http2() {
 // ---------------------------------------------------------------------------------------
 // Loops: 508
 
+/// Requests whose target is the proxy itself, named by the port header or by the
+/// `.localhost` Host form, and requests that already passed through it (its `Via`
+/// entry): 508 `loop_detected`, every one.
 #[tokio::test(flavor = "multi_thread")]
 async fn requests_that_would_loop_get_508() {
     let up = Upstream::start().await;
     let proxy = Proxy::start(&[]);
-    // The proxy's own port as the target.
-    for headers in [
-        vec![format!("X-Cmux-Port-Internal: {}", proxy.addr.port())],
-        vec![format!("Host: workspace-1-{}.localhost", proxy.addr.port())],
+    // A proxy listening on workspace-201's address, so that the workspace forms name it.
+    let ws_port = free_port();
+    let in_ws = Proxy::start_at(format!("127.18.0.201:{ws_port}").parse().unwrap(), &[]);
+    for (proxy, headers) in [
+        (
+            &proxy,
+            vec![format!("X-Cmux-Port-Internal: {}", proxy.addr.port())],
+        ),
+        (
+            &in_ws,
+            vec![
+                format!("X-Cmux-Port-Internal: {ws_port}"),
+                "X-Cmux-Workspace-Internal: workspace-201".to_string(),
+            ],
+        ),
+        (
+            &in_ws,
+            vec![format!("Host: workspace-201-{ws_port}.localhost")],
+        ),
     ] {
         let mut args: Vec<String> = Vec::new();
-        for h in headers {
-            args.extend(["-H".to_string(), h]);
+        for h in &headers {
+            args.extend(["-H".to_string(), h.clone()]);
         }
         args.extend(["-H".to_string(), "Accept: application/json".to_string()]);
         args.push(proxy.url("/"));
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let (status, _, body) = tokio::task::block_in_place(|| curl_full(&args));
-        if status == 508 {
-            let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-            assert_eq!(v["code"], "loop_detected");
-        } else {
-            // workspace-1 is 127.18.0.1, which the proxy (on 127.0.0.1) does not cover.
-            assert_eq!(status, 502, "{}", String::from_utf8_lossy(&body));
-        }
+        assert_eq!(
+            status,
+            508,
+            "{headers:?}: {}",
+            String::from_utf8_lossy(&body)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["code"], "loop_detected", "{headers:?}");
     }
-    let (status, _, _) = tokio::task::block_in_place(|| {
-        curl_full(&[
-            "-H",
-            &format!("X-Cmux-Port-Internal: {}", proxy.addr.port()),
-            &proxy.url("/"),
-        ])
-    });
-    assert_eq!(status, 508);
     // A request that already passed through this proxy carries its Via mark.
     let (_, _, body) = tokio::task::block_in_place(|| {
         curl_full(&[

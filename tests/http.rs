@@ -46,12 +46,16 @@ async fn methods_are_routed_by_port_header() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn routing_headers_are_removed_and_forwarded_headers_set() {
-    let up = Upstream::start().await;
+    // Both routing headers are sent (the workspace one names where the upstream is), so
+    // that their absence upstream means they were removed.
+    let up = Upstream::start_on("127.18.0.7".parse().unwrap()).await;
     let proxy = Proxy::start(&[]);
     let (status, _, body) = tokio::task::block_in_place(|| {
         curl_full(&[
             "-H",
             &format!("x-cmux-PORT-internal: {}", up.port()),
+            "-H",
+            "X-Cmux-WORKSPACE-Internal: workspace-7",
             "-H",
             "X-Forwarded-For: 203.0.113.9",
             "-H",
@@ -73,6 +77,7 @@ async fn routing_headers_are_removed_and_forwarded_headers_set() {
     });
     assert_eq!(status, 200);
     let text = body_text(&body).to_ascii_lowercase();
+    assert!(text.starts_with("get /echo\n"), "{text}");
     assert!(!text.contains("x-cmux-port-internal"), "{text}");
     assert!(!text.contains("x-cmux-workspace-internal"), "{text}");
     assert!(
