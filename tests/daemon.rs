@@ -368,7 +368,8 @@ impl Tally {
 
 /// The acceptance test: two reloads in a row under a client that opens a new
 /// connection for every request and every tunnel; nothing may fail, each reload must
-/// change the pid, and each old process must be gone once its grace period is over.
+/// change the pid, and each old process must be gone once its grace period is over. A
+/// slow request sent before reload 1 is still in flight at its signal, and ends with 200.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_reloads_under_load_lose_nothing() {
     let upstream = Upstream::start().await;
@@ -413,6 +414,13 @@ async fn two_reloads_under_load_lose_nothing() {
         }));
     }
 
+    // One request deliberately in flight at reload 1: its upstream answers 6 s after it
+    // arrived, long after the reload's SIGQUIT and within 5 s + grace of it, so the old
+    // process must finish it. It has reached the upstream before the reload begins.
+    let slow_upstream = Upstream::start().await;
+    let in_flight = request_in_flight(daemon.addr(), slow_upstream.addr.port(), "/slow?ms=6000");
+    slow_upstream.wait_requests(1).await;
+
     // Reload 1 at ~2 s, without waiting for the old process (checked below instead), so
     // that reload 2 at ~6 s overlaps its predecessor's drain.
     tokio::time::sleep_until((t0 + Duration::from_secs(2)).into()).await;
@@ -423,6 +431,10 @@ async fn two_reloads_under_load_lose_nothing() {
         .unwrap();
     let pid2 = daemon.pid().expect("pid after reload 1");
     assert_ne!(pid1, pid2, "reload 1 did not change the pid: {out1}");
+    assert!(
+        !in_flight.is_finished(),
+        "the slow request ended before reload 1 had signalled the old process"
+    );
     // pid 1 must exit 5 s (pingora's close timeout) + grace + at most the shutdown
     // timeout after SIGQUIT, which was sent before `reload` returned.
     let retire_limit = PINGORA_CLOSE_TIMEOUT + Duration::from_secs(grace + shutdown_timeout + 2);
@@ -452,6 +464,12 @@ async fn two_reloads_under_load_lose_nothing() {
         pid1_gone_after.is_some(),
         "old pid {pid1} still alive {retire_limit:?} after reload 1"
     );
+    let resp = in_flight
+        .await
+        .unwrap()
+        .expect("the request in flight across reload 1 completes");
+    assert!(resp.starts_with("HTTP/1.1 200 "), "{resp}");
+    assert!(resp.ends_with("slow done"), "{resp}");
 
     // Keep the clients going for at least 10 s and past the last old process's exit.
     let end = std::cmp::max(
@@ -704,8 +722,17 @@ fn slow_request(
     proxy: String,
     upstream_port: u16,
 ) -> tokio::task::JoinHandle<Result<String, String>> {
+    request_in_flight(proxy, upstream_port, "/slow")
+}
+
+/// Sends one GET of `path` (a `/slow` one) and returns its task: the whole response.
+fn request_in_flight(
+    proxy: String,
+    upstream_port: u16,
+    path: &'static str,
+) -> tokio::task::JoinHandle<Result<String, String>> {
     tokio::spawn(async move {
-        let work = get_closing(&proxy, "/slow", upstream_port);
+        let work = get_closing(&proxy, path, upstream_port);
         tokio::time::timeout(Duration::from_secs(10), work)
             .await
             .unwrap_or_else(|_| Err("timed out".into()))
@@ -720,8 +747,8 @@ async fn stop_signal_lets_the_request_in_flight_finish(sig: &str) {
     let mut child = daemon.run_foreground();
 
     let request = slow_request(daemon.addr(), upstream.addr.port());
-    // Let the request reach the upstream, then ask the proxy to stop.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Once the request has reached the upstream, ask the proxy to stop.
+    upstream.wait_requests(1).await;
     let term_at = Instant::now();
     signal(child.id(), sig);
 
@@ -775,7 +802,7 @@ async fn ctl_stop_drains_a_daemon() {
     let pid = daemon.pid().expect("running");
 
     let request = slow_request(daemon.addr(), upstream.addr.port());
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    upstream.wait_requests(1).await;
     let d = daemon.clone();
     let stopped = tokio::task::spawn_blocking(move || d.ctl_ok(&["stop"]));
 
@@ -861,12 +888,13 @@ async fn daemon_writes_its_access_log_to_a_file_and_to_error_log() {
     }
 }
 
-/// An idle proxy stops within a second of SIGTERM or SIGINT, although its grace period
-/// is 5 s: the grace period bounds requests still in flight, and there are none.
+/// An idle proxy stops at once on SIGTERM or SIGINT (about 0.2 s), long before its grace
+/// period, here 30 s: the grace period bounds requests still in flight, and there are
+/// none. The bound, 10 s, leaves room for a busy machine and is a third of the grace.
 #[test]
-fn idle_proxy_stops_within_a_second_of_sigterm_and_sigint() {
+fn idle_proxy_stops_long_before_its_grace_period_on_sigterm_and_sigint() {
     for sig in ["TERM", "INT"] {
-        let daemon = Daemon::new(5, 5);
+        let daemon = Daemon::new(30, 5);
         let mut child = daemon.run_foreground();
         let sent = Instant::now();
         signal(child.id(), sig);
@@ -877,19 +905,20 @@ fn idle_proxy_stops_within_a_second_of_sigterm_and_sigint() {
         let status = child.wait().unwrap();
         let took = took.unwrap_or_else(|| panic!("SIG{sig}: still running after 15 s"));
         println!("idle proxy, SIG{sig}: exited after {took:?}");
-        assert!(took < Duration::from_secs(1), "SIG{sig}: took {took:?}");
+        assert!(took < Duration::from_secs(10), "SIG{sig}: took {took:?}");
         assert_eq!(status.code(), Some(0), "SIG{sig}");
-        assert!(sent.elapsed() < Duration::from_secs(2));
+        assert!(sent.elapsed() < Duration::from_secs(15));
     }
 }
 
-/// `cmux-proxyctl stop` of an idle daemon returns within a second, and after a reload
-/// the idle old process exits as soon as pingora has it stop accepting: pingora keeps
-/// the old process accepting for 5 s after the hand-over (its CLOSE_TIMEOUT), so that
-/// no connection is refused; the grace period (5 s here) is no longer waited on top.
+/// `cmux-proxyctl stop` of an idle daemon returns at once, and after a reload the idle
+/// old process exits as soon as pingora has it stop accepting: pingora keeps the old
+/// process accepting for 5 s after the hand-over (its CLOSE_TIMEOUT), so that no
+/// connection is refused; the grace period (30 s here) is not waited on top. The bounds
+/// leave room for a busy machine and stay far below the grace period.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_stop_and_reload_end_without_waiting_the_grace_period() {
-    let daemon = Arc::new(Daemon::new(5, 5));
+    let daemon = Arc::new(Daemon::new(30, 5));
     let d = daemon.clone();
     tokio::task::spawn_blocking(move || d.ctl_ok(&["start"]))
         .await
@@ -902,13 +931,16 @@ async fn idle_stop_and_reload_end_without_waiting_the_grace_period() {
         .await
         .unwrap();
     let gone =
-        tokio::task::spawn_blocking(move || wait_until(Duration::from_secs(15), || !alive(old)))
+        tokio::task::spawn_blocking(move || wait_until(Duration::from_secs(40), || !alive(old)))
             .await
             .unwrap();
     let after = reload_started.elapsed();
     println!("reload: the old process exited {after:?} after the reload began");
     assert!(gone.is_some(), "the old process still runs");
-    assert!(after < Duration::from_secs(7), "old process took {after:?}");
+    assert!(
+        after < PINGORA_CLOSE_TIMEOUT + Duration::from_secs(10),
+        "old process took {after:?}"
+    );
 
     let d = daemon.clone();
     let stop_started = Instant::now();
@@ -917,5 +949,5 @@ async fn idle_stop_and_reload_end_without_waiting_the_grace_period() {
         .unwrap();
     let took = stop_started.elapsed();
     println!("stop of an idle daemon: {took:?} ({})", out.trim());
-    assert!(took < Duration::from_secs(1), "stop took {took:?}");
+    assert!(took < Duration::from_secs(10), "stop took {took:?}");
 }

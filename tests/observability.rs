@@ -211,9 +211,26 @@ async fn metrics_count_a_known_sequence() {
     assert_eq!(metric(&open, "cmux_open_tunnels{kind=\"connect\"}"), 1.0);
     t.shutdown().await.unwrap();
     read_to_end(&mut t).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
 
-    let after = tokio::task::block_in_place(|| parse_prometheus(&admin_get(&proxy, "/metrics").2));
+    // The tunnel's end is counted once the proxy has seen it close: poll (bounded) until
+    // the gauge is back to 0 and the tunnel is counted, then compare.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let after = loop {
+        let m = tokio::task::block_in_place(|| parse_prometheus(&admin_get(&proxy, "/metrics").2));
+        let connect_done = metric(&m, "cmux_requests_total{kind=\"connect\",status=\"2xx\"}")
+            - metric(
+                &before,
+                "cmux_requests_total{kind=\"connect\",status=\"2xx\"}",
+            );
+        if metric(&m, "cmux_open_tunnels{kind=\"connect\"}") == 0.0 && connect_done >= 1.0 {
+            break m;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the tunnel's end was not counted"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     let delta = |series: &str| metric(&after, series) - metric(&before, series);
     assert_eq!(
         delta("cmux_requests_total{kind=\"http\",status=\"2xx\"}"),
@@ -306,7 +323,7 @@ async fn healthz_turns_503_during_graceful_shutdown() {
         upstream.port()
     );
     slow.write_all(slow_req.as_bytes()).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    upstream.wait_requests(1).await;
     // One keep-alive connection to the admin listener, opened before the signal.
     let mut s = TcpStream::connect(proxy.admin).await.unwrap();
     let ask = b"GET /healthz HTTP/1.1\r\nHost: admin\r\n\r\n";
@@ -323,10 +340,27 @@ async fn healthz_turns_503_during_graceful_shutdown() {
         .status()
         .unwrap()
         .success());
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    s.write_all(ask).await.unwrap();
-    let head = read_head(&mut s).await;
-    assert!(head.starts_with("HTTP/1.1 503"), "{head}");
+    // The same connection asks again until the answer turns 503 (bounded).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        s.write_all(ask).await.unwrap();
+        let head = read_head(&mut s).await;
+        let len: usize = header_values(&head, "content-length")
+            .first()
+            .and_then(|l| l.parse().ok())
+            .unwrap_or(0);
+        let mut body = vec![0u8; len];
+        s.read_exact(&mut body).await.unwrap();
+        if head.starts_with("HTTP/1.1 503") {
+            break;
+        }
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert!(
+            Instant::now() < deadline,
+            "/healthz still 200 5 s after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     // The request in flight still completes.
     let mut answer = String::new();
     slow.read_to_string(&mut answer).await.unwrap();

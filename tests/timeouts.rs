@@ -200,11 +200,19 @@ async fn upstream_read_timeout_answers_504_or_cuts_the_body() {
     let (proxy, dir, log) = proxy_with_section("  upstream_read_timeout_ms: 400\n");
     let port_header = format!("X-Cmux-Port-Internal: {}", up.port());
 
-    // /slow answers after 1 s: too late.
+    // /slow answers after 1 s: too late. The 504 itself says it came before the target's
+    // answer (which would have been a 200); the time is measured from the request's
+    // last byte on a connection already open (no client start-up in it), and is at least
+    // the limit.
+    let mut s = TcpStream::connect(proxy.addr).await.unwrap();
+    let request =
+        format!("GET /slow HTTP/1.1\r\nHost: app\r\n{port_header}\r\nConnection: close\r\n\r\n");
+    s.write_all(request.as_bytes()).await.unwrap();
     let started = Instant::now();
-    let (status, head, body) = curl_full(&["-H", &port_header, &proxy.url("/slow")]);
+    let head = read_head(&mut s).await;
     let took = started.elapsed();
-    assert_eq!(status, 504, "{head}");
+    let body = read_until_close(&mut s).await;
+    assert!(head.starts_with("HTTP/1.1 504 "), "{head}");
     assert_eq!(
         String::from_utf8_lossy(&body),
         format!(
@@ -213,7 +221,7 @@ async fn upstream_read_timeout_answers_504_or_cuts_the_body() {
         )
     );
     assert!(
-        took >= Duration::from_millis(350) && took < Duration::from_millis(950),
+        took >= Duration::from_millis(350),
         "answered after {took:?}"
     );
 

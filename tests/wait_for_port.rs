@@ -119,9 +119,11 @@ async fn wait_header_overrides_a_zero_default_for_http_websocket_and_connect() {
     later.await.unwrap();
 }
 
+/// `X-Cmux-Wait-Ms: 0` fails at once instead of waiting the default budget, here 20 s
+/// so that "at once" stands out whatever the machine's load.
 #[tokio::test(flavor = "multi_thread")]
 async fn zero_wait_fails_at_once() {
-    let proxy = Proxy::start(&[]);
+    let proxy = Proxy::start(&["--wait-for-port-ms", "20000"]);
     let start = Instant::now();
     let (status, _, _) = tokio::task::block_in_place(|| {
         curl_full(&[
@@ -133,9 +135,9 @@ async fn zero_wait_fails_at_once() {
         ])
     });
     assert_eq!(status, 502);
-    // Well under the 2 s default budget (curl's own start-up is in this figure).
+    // Far under the 20 s default budget (curl's own start-up is in this figure).
     assert!(
-        start.elapsed() < Duration::from_millis(1500),
+        start.elapsed() < Duration::from_secs(10),
         "{:?}",
         start.elapsed()
     );

@@ -266,7 +266,9 @@ async fn a_dead_machine_fails_only_its_own_requests_promptly() {
     let up2 = ident(ip("127.31.3.2"), "node-2").await;
     let _n1 = node(ips[0], port, ip("127.31.3.1"));
     let mut n2 = node(ips[1], port, ip("127.31.3.2"));
-    let edge = edge(&dns, port, &[]);
+    // A long connect timeout (10 s), so that "promptly" (a refused connection answered at
+    // once, not at the timeout) shows whatever the machine's load.
+    let edge = edge_with_connect_timeout(&dns, port, 10_000, &[]);
     let to = |m: &str, p: u16| vec![host(format!("{p}--{m}.{EDGE_DOMAIN}"))];
     assert_eq!(get(&edge, &to("m2", up2)).0, 200);
 
@@ -278,7 +280,7 @@ async fn a_dead_machine_fails_only_its_own_requests_promptly() {
         let took = started.elapsed();
         assert_eq!(status, 502, "{body}");
         assert!(body.contains("machine \"m2\" is unreachable"), "{body}");
-        assert!(took < Duration::from_millis(900), "took {took:?}");
+        assert!(took < Duration::from_secs(5), "took {took:?}");
         let (status, _, body) = get(&edge, &to("m1", up1));
         assert_eq!((status, body.lines().next()), (200, Some("node-1")));
     }
@@ -354,7 +356,7 @@ async fn a_silent_dns_server_costs_at_most_the_connect_timeout() {
             "--dns-servers",
             &dns_addr,
             "--connect-timeout-ms",
-            "800",
+            "3000",
         ],
     );
     let started = Instant::now();
@@ -369,7 +371,9 @@ async fn a_silent_dns_server_costs_at_most_the_connect_timeout() {
     let took = started.elapsed();
     assert_eq!(status, 502, "{body}");
     assert!(body.contains("\"code\":\"dns_failed\""), "{body}");
-    assert!(took < Duration::from_millis(1500), "took {took:?}");
+    // The connect timeout (3 s) and some slack for curl on a busy machine; without the
+    // bound the resolver would go on for its own timeouts and attempts (6 s and more).
+    assert!(took < Duration::from_secs(5), "took {took:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -381,7 +385,7 @@ async fn a_machine_that_accepts_nothing_gets_504_within_the_connect_timeout() {
     let at = std::net::SocketAddr::new(node_ip, port);
     let (_, _fillers, _listener) = unanswering_target(at).await;
     let dns = Dns::start(&[("m9", node_ip)], &[], 1);
-    let edge = edge(&dns, port, &[]); // connect timeout 1000 ms
+    let edge = edge_with_connect_timeout(&dns, port, 2000, &[]);
     let started = Instant::now();
     let (status, _, body) = get(
         &edge,
@@ -394,8 +398,8 @@ async fn a_machine_that_accepts_nothing_gets_504_within_the_connect_timeout() {
     assert_eq!(status, 504, "{body}");
     assert!(body.contains("\"code\":\"machine_unreachable\""), "{body}");
     assert!(
-        took >= Duration::from_millis(900) && took < Duration::from_millis(2500),
-        "took {took:?}"
+        took >= Duration::from_millis(1900) && took < Duration::from_secs(5),
+        "took {took:?} (connect timeout 2 s)"
     );
     // CONNECT gets the same answer in the same time.
     let started = Instant::now();
@@ -405,7 +409,7 @@ async fn a_machine_that_accepts_nothing_gets_504_within_the_connect_timeout() {
     s.write_all(head.as_bytes()).await.unwrap();
     let answer = String::from_utf8_lossy(&read_until_close(&mut s).await).to_string();
     assert!(answer.starts_with("HTTP/1.1 504 "), "{answer}");
-    assert!(started.elapsed() < Duration::from_millis(2500));
+    assert!(started.elapsed() < Duration::from_secs(5));
 }
 
 #[test]
