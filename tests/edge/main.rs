@@ -44,7 +44,17 @@ async fn routes_by_host_and_headers_through_dns() {
         ip("127.30.1.3"),
         ip("::1"),
     ];
-    let port = port_free_on(&[nodes_ips[0], nodes_ips[1], nodes_ips[3]]);
+    // The IPv6-only machine needs an IPv6 loopback, which a host may not have.
+    let v6 = have_ipv6_loopback();
+    if !v6 {
+        skip("edge: routes_by_host_and_headers_through_dns: no IPv6 loopback (::1), the IPv6-only machine left out");
+    }
+    let ports_on: Vec<IpAddr> = if v6 {
+        vec![nodes_ips[0], nodes_ips[1], nodes_ips[3]]
+    } else {
+        vec![nodes_ips[0], nodes_ips[1]]
+    };
+    let port = port_free_on(&ports_on);
     let srv_port = port_free_on(&nodes_ips[2..3]);
     let dns = Dns::start(
         &[
@@ -58,7 +68,7 @@ async fn routes_by_host_and_headers_through_dns() {
         1,
     );
     let up6 = ident(ip("127.31.1.6"), "node-6").await;
-    let _n6 = node(nodes_ips[3], port, ip("127.31.1.6"));
+    let _n6 = v6.then(|| node(nodes_ips[3], port, ip("127.31.1.6")));
     let up1 = ident(ip("127.31.1.1"), "node-1").await;
     let up2 = ident(ip("127.31.1.2"), "node-2").await;
     let up3 = ident(ip("127.31.1.3"), "node-3").await;
@@ -117,12 +127,14 @@ async fn routes_by_host_and_headers_through_dns() {
     );
 
     // An IPv6-only machine.
-    let (status, _, body) = get(&edge, &[host(format!("{up6}--m6.{EDGE_DOMAIN}"))]);
-    assert_eq!(
-        (status, body.lines().next()),
-        (200, Some("node-6")),
-        "{body}"
-    );
+    if v6 {
+        let (status, _, body) = get(&edge, &[host(format!("{up6}--m6.{EDGE_DOMAIN}"))]);
+        assert_eq!(
+            (status, body.lines().next()),
+            (200, Some("node-6")),
+            "{body}"
+        );
+    }
 
     // The node token lets the edge in where a client without it is refused.
     let (status, _, _) = curl_full(&["-H", &format!("X-Cmux-Port-Internal: {up1}"), &n1.url("/")]);
