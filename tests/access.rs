@@ -412,3 +412,103 @@ fn listening_beyond_loopback_without_a_policy_is_warned_about() {
         "{err}"
     );
 }
+
+/// Tokens are never logged, right or wrong, in whatever carries them: `X-Cmux-Token`, the
+/// `cmux_token` cookie, `?cmux_token=` (with `access_log_query: true`), and CONNECT's
+/// `Proxy-Authorization` (Bearer, and Basic with the token as the password); neither in
+/// the access log nor in the error log (stderr, at `RUST_LOG=debug` for cmux-proxy).
+#[tokio::test(flavor = "multi_thread")]
+async fn tokens_are_never_logged_in_any_carrier() {
+    use base64::Engine;
+    let upstream = Upstream::start().await;
+    let echo = tcp_echo().await;
+    let dir = tempdir();
+    let tokens = dir.join("tokens");
+    std::fs::write(&tokens, format!("{TOKEN}\n")).unwrap();
+    let conf = dir.join("conf.yaml");
+    std::fs::write(
+        &conf,
+        format!(
+            "version: 1\ncmux_proxy:\n  auth_token_file: {}\n  access_log_query: true\n",
+            tokens.display()
+        ),
+    )
+    .unwrap();
+    let access_log = dir.join("access.log");
+    let error_log = dir.join("error.log");
+    let port = free_port();
+    let proxy = Proxy::start_with(
+        format!("127.0.0.1:{port}").parse().unwrap(),
+        &[
+            "-c",
+            conf.to_str().unwrap(),
+            "--access-log",
+            access_log.to_str().unwrap(),
+        ],
+        ProxyOptions {
+            stderr: Some(error_log.clone()),
+            rust_log: Some("warn,cmux_proxy=debug".into()),
+        },
+    );
+    const WRONG: &str = "wrong-tok-5Zk1-77e0";
+    let b64 = |t: &str| base64::engine::general_purpose::STANDARD.encode(format!("me:{t}"));
+    let port_h = format!("X-Cmux-Port-Internal: {}", upstream.port());
+    let mut requests = 0;
+    for t in [TOKEN, WRONG] {
+        for header in [
+            format!("X-Cmux-Token: {t}"),
+            format!("Cookie: a=1; cmux_token={t}"),
+        ] {
+            let (status, _, _) = curl_full(&["-H", &port_h, "-H", &header, &proxy.url("/echo")]);
+            assert_eq!(status, if t == TOKEN { 200 } else { 401 }, "{header}");
+            requests += 1;
+        }
+        let url = proxy.url(&format!("/echo?a=1&cmux_token={t}"));
+        let (status, _, _) = curl_full(&["-H", &port_h, &url]);
+        assert_eq!(status, if t == TOKEN { 302 } else { 401 });
+        requests += 1;
+        for auth in [format!("Bearer {t}"), format!("Basic {}", b64(t))] {
+            let head = format!(
+                "CONNECT x:1 HTTP/1.1\r\nX-Cmux-Port-Internal: {}\r\nProxy-Authorization: {auth}\r\n\r\nping",
+                echo.port()
+            );
+            let mut s = TcpStream::connect(proxy.addr).await.unwrap();
+            s.write_all(head.as_bytes()).await.unwrap();
+            if t == TOKEN {
+                assert!(read_head(&mut s).await.starts_with("HTTP/1.1 200 "));
+                s.shutdown().await.unwrap();
+                assert_eq!(read_to_end(&mut s).await, b"ping");
+            } else {
+                let answer = read_until_close(&mut s).await;
+                assert!(answer.starts_with(b"HTTP/1.1 407 "), "{auth}");
+            }
+            requests += 1;
+        }
+    }
+    // Every request is in the access log before it is searched.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut log = String::new();
+    while log.lines().count() < requests {
+        assert!(
+            Instant::now() < deadline,
+            "{requests} lines expected:\n{log}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        log = std::fs::read_to_string(&access_log).unwrap_or_default();
+    }
+    drop(proxy);
+    let errors = std::fs::read_to_string(&error_log).unwrap_or_default();
+    for t in [TOKEN, WRONG] {
+        for secret in [t.to_string(), b64(t)] {
+            assert!(!log.contains(&secret), "{secret} in the access log:\n{log}");
+            assert!(
+                !errors.contains(&secret),
+                "{secret} in the error log:\n{errors}"
+            );
+        }
+    }
+    assert!(
+        log.contains("GET /echo?a=1"),
+        "the query is logged, less the token:\n{log}"
+    );
+}

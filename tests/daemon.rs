@@ -96,6 +96,8 @@ struct Daemon {
     conf: PathBuf,
     pid_file: PathBuf,
     port: u16,
+    /// The admin listener's port.
+    admin: u16,
     seen: Mutex<Vec<u32>>,
 }
 
@@ -105,6 +107,7 @@ impl Daemon {
     fn new(grace: u64, shutdown_timeout: u64) -> Daemon {
         let dir = tempdir();
         let port = free_port();
+        let admin = free_port();
         let pid_file = dir.join("proxy.pid");
         let conf = dir.join("cmux-proxy.yaml");
         let text = format!(
@@ -113,7 +116,6 @@ impl Daemon {
              grace_period_seconds: {grace}\ngraceful_shutdown_timeout_seconds: {shutdown_timeout}\n\
              cmux_proxy:\n  listen: [\"127.0.0.1:{port}\"]\n  connect_timeout_ms: 2000\n\
              \x20 admin_listen: \"127.0.0.1:{admin}\"\n",
-            admin = free_port(),
             pid = pid_file.display(),
             log = dir.join("error.log").display(),
             sock = dir.join("upgrade.sock").display(),
@@ -124,6 +126,7 @@ impl Daemon {
             conf,
             pid_file,
             port,
+            admin,
             seen: Mutex::new(Vec::new()),
         }
     }
@@ -950,4 +953,172 @@ async fn idle_stop_and_reload_end_without_waiting_the_grace_period() {
     let took = stop_started.elapsed();
     println!("stop of an idle daemon: {took:?} ({})", out.trim());
     assert!(took < Duration::from_secs(10), "stop took {took:?}");
+}
+
+// ---------------------------------------------------------------------------------------
+// The admin listener and the token file across a reload
+
+/// One GET on `s` (a keep-alive connection to an admin listener): status line and body.
+async fn ask_admin(s: &mut TcpStream, path: &str) -> Result<(String, String), String> {
+    let req = format!("GET {path} HTTP/1.1\r\nHost: admin\r\n\r\n");
+    s.write_all(req.as_bytes())
+        .await
+        .map_err(|e| format!("write: {e}"))?;
+    let head = tokio::time::timeout(IO_TIMEOUT, read_head(s))
+        .await
+        .map_err(|_| "no answer".to_string())?;
+    if head.is_empty() {
+        return Err("closed".into());
+    }
+    let len: usize = header_values(&head, "content-length")
+        .first()
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body)
+        .await
+        .map_err(|e| format!("body: {e}"))?;
+    Ok((head.lines().next().unwrap_or("").to_string(), text(&body)))
+}
+
+/// `/healthz` on a reload: the old process turns to 503 while it drains, before it exits,
+/// and the new one answers 200. (It turns when pingora's shutdown of the old process
+/// begins, at the end of its 5 s hand-over window: during that window it still says
+/// 200; the time is printed.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthz_turns_503_on_the_old_process_during_a_handover() {
+    let daemon = Arc::new(Daemon::new(2, 2));
+    let d = daemon.clone();
+    tokio::task::spawn_blocking(move || d.ctl_ok(&["start"]))
+        .await
+        .unwrap();
+    let old = daemon.pid().expect("running");
+    // Keep-alive connections to the old process's admin listener, each used once before
+    // the reload. pingora closes a keep-alive connection after an answer once its
+    // shutdown has begun: then the next one is asked.
+    let admin = format!("127.0.0.1:{}", daemon.admin);
+    let mut to_old = Vec::new();
+    for _ in 0..3 {
+        let mut s = TcpStream::connect(&admin).await.unwrap();
+        let (status, body) = ask_admin(&mut s, "/healthz").await.unwrap();
+        assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+        assert_eq!(body, "ok\n");
+        to_old.push(s);
+    }
+
+    let d = daemon.clone();
+    tokio::task::spawn_blocking(move || d.ctl_ok(&["reload", "--no-wait"]))
+        .await
+        .unwrap();
+    let signalled = Instant::now();
+    let new = daemon.pid().expect("the new process");
+    assert_ne!(new, old);
+    let limit = PINGORA_CLOSE_TIMEOUT + Duration::from_secs(5);
+    let mut k = 0;
+    let mut answers = Vec::new();
+    loop {
+        assert!(
+            signalled.elapsed() < limit && k < to_old.len(),
+            "no 503 from the old process {limit:?} after SIGQUIT: {answers:?}"
+        );
+        match ask_admin(&mut to_old[k], "/healthz").await {
+            Ok((status, body)) if status.starts_with("HTTP/1.1 503") => {
+                assert!(body.contains("shutting down"), "{body}");
+                break;
+            }
+            Ok((status, _)) => {
+                assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+                answers.push(status);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => {
+                answers.push(e);
+                k += 1;
+            }
+        }
+    }
+    println!(
+        "reload: the old process's /healthz turned 503 {:?} after SIGQUIT",
+        signalled.elapsed()
+    );
+    assert!(alive(old), "the old process still drains");
+    // Once the old process is gone, every new connection is the new process's: 200.
+    let gone =
+        tokio::task::spawn_blocking(move || wait_until(Duration::from_secs(20), || !alive(old)))
+            .await
+            .unwrap();
+    assert!(gone.is_some(), "the old process exits");
+    let mut to_new = TcpStream::connect(&admin).await.unwrap();
+    let (status, _) = ask_admin(&mut to_new, "/healthz").await.unwrap();
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    let d = daemon.clone();
+    tokio::task::spawn_blocking(move || d.ctl_ok(&["stop"]))
+        .await
+        .unwrap();
+}
+
+/// The admin listener survives a graceful reload (it is handed over like the proxy's),
+/// and the new process reads the token file afresh: a token written to the file before
+/// the reload, with no SIGHUP, is in force after it, and the old one is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_keeps_the_admin_listener_and_rereads_the_token_file() {
+    let upstream = fast_upstream().await;
+    let dir = tempdir();
+    let tokens = dir.join("tokens");
+    std::fs::write(&tokens, "tok-before-reload-0001\n").unwrap();
+    let daemon = Arc::new(Daemon::with_section(
+        2,
+        &format!("  auth_token_file: {}\n", tokens.display()),
+    ));
+    let d = daemon.clone();
+    tokio::task::spawn_blocking(move || d.ctl_ok(&["start"]))
+        .await
+        .unwrap();
+    let old = daemon.pid().expect("running");
+    let status_with = |token: &'static str| {
+        let proxy = daemon.addr();
+        async move {
+            let mut s = TcpStream::connect(&proxy).await.unwrap();
+            let req = format!(
+                "GET /echo HTTP/1.1\r\nHost: x\r\nX-Cmux-Port-Internal: {upstream}\r\n\
+                 X-Cmux-Token: {token}\r\nConnection: close\r\n\r\n"
+            );
+            s.write_all(req.as_bytes()).await.unwrap();
+            let answer = text(&read_until_close(&mut s).await);
+            answer.split_whitespace().nth(1).unwrap_or("").to_string()
+        }
+    };
+    assert_eq!(status_with("tok-before-reload-0001").await, "200");
+    assert_eq!(status_with("tok-after-reload-0002").await, "401");
+    let admin = format!("127.0.0.1:{}", daemon.admin);
+    let mut before = TcpStream::connect(&admin).await.unwrap();
+    let (status, version) = ask_admin(&mut before, "/version").await.unwrap();
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    drop(before);
+
+    std::fs::write(&tokens, "tok-after-reload-0002\n").unwrap();
+    let d = daemon.clone();
+    let out = tokio::task::spawn_blocking(move || d.ctl_ok(&["reload"]))
+        .await
+        .unwrap();
+    let new = daemon.pid().expect("the new process");
+    assert_ne!(new, old, "{out}");
+    assert!(!alive(old), "reload waits for the old process: {out}");
+
+    // Only the new process is left: whatever answers is its.
+    let mut after = TcpStream::connect(&admin)
+        .await
+        .expect("the admin listener is there");
+    let (status, version_after) = ask_admin(&mut after, "/version").await.unwrap();
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    assert_eq!(version_after, version);
+    let (status, _) = ask_admin(&mut after, "/healthz").await.unwrap();
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    assert_eq!(status_with("tok-after-reload-0002").await, "200");
+    assert_eq!(status_with("tok-before-reload-0001").await, "401");
+    let d = daemon.clone();
+    tokio::task::spawn_blocking(move || d.ctl_ok(&["stop"]))
+        .await
+        .unwrap();
+    let _ = std::fs::remove_dir_all(dir);
 }

@@ -184,8 +184,10 @@ async fn host_subdomain_routing() {
     }
 }
 
+/// Large bodies both ways arrive whole (sha256); that they stream is
+/// `request_bodies_reach_the_target_before_the_client_finishes` and the SSE test.
 #[tokio::test(flavor = "multi_thread")]
-async fn large_upload_and_download_stream_intact() {
+async fn large_upload_and_download_arrive_intact() {
     const SIZE: usize = 32 << 20;
     let up = Upstream::start().await;
     let proxy = Proxy::start(&[]);
@@ -221,6 +223,122 @@ async fn large_upload_and_download_stream_intact() {
     assert_eq!(body.len(), SIZE);
     assert_eq!(sha256_hex(&body), sha256_hex(&data));
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A target that tells (on the channel it returns) when the first bytes of a request's
+/// body have reached it, then reads the body to its end (`Content-Length`, or the chunked
+/// terminator) and answers with how many bytes came after the head.
+async fn body_watcher() -> (std::net::SocketAddr, tokio::sync::mpsc::Receiver<usize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (seen, rx) = tokio::sync::mpsc::channel(4);
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let mut data = Vec::new();
+                let mut buf = vec![0u8; 64 << 10];
+                let mut told = false;
+                loop {
+                    let n = match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n,
+                    };
+                    data.extend_from_slice(&buf[..n]);
+                    let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        continue;
+                    };
+                    let head = String::from_utf8_lossy(&data[..end]).to_ascii_lowercase();
+                    let body = data.len() - end - 4;
+                    if body > 0 && !told {
+                        told = true;
+                        let _ = seen.send(body).await;
+                    }
+                    let length = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse::<usize>().ok());
+                    let done = match length {
+                        Some(len) => body >= len,
+                        None => data.ends_with(b"\r\n0\r\n\r\n"),
+                    };
+                    if done {
+                        let text = format!("{body} bytes");
+                        let reply = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+                            text.len()
+                        );
+                        let _ = s.write_all(reply.as_bytes()).await;
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, rx)
+}
+
+/// Request bodies stream: the target has the first bytes of an upload while the client
+/// still holds the rest back (it sends the rest only after that), with `Content-Length`
+/// and chunked. A proxy that buffered the body before forwarding it would fail here.
+#[tokio::test(flavor = "multi_thread")]
+async fn request_bodies_reach_the_target_before_the_client_finishes() {
+    const FIRST: usize = 256 << 10;
+    const REST: usize = 768 << 10;
+    let (upstream, mut seen) = body_watcher().await;
+    let proxy = Proxy::start(&[]);
+    let data = pattern(FIRST + REST);
+    for chunked in [false, true] {
+        let mut s = TcpStream::connect(proxy.addr).await.unwrap();
+        let framing = if chunked {
+            "Transfer-Encoding: chunked".to_string()
+        } else {
+            format!("Content-Length: {}", FIRST + REST)
+        };
+        let head = format!(
+            "POST /upload HTTP/1.1\r\nHost: x\r\nX-Cmux-Port-Internal: {}\r\n{framing}\r\nConnection: close\r\n\r\n",
+            upstream.port()
+        );
+        s.write_all(head.as_bytes()).await.unwrap();
+        let piece = |bytes: &[u8]| {
+            let mut out = Vec::new();
+            if chunked {
+                out.extend_from_slice(format!("{:x}\r\n", bytes.len()).as_bytes());
+            }
+            out.extend_from_slice(bytes);
+            if chunked {
+                out.extend_from_slice(b"\r\n");
+            }
+            out
+        };
+        s.write_all(&piece(&data[..FIRST])).await.unwrap();
+        let first = tokio::time::timeout(Duration::from_secs(10), seen.recv())
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "chunked={chunked}: no byte of the body reached the target while the \
+                     client held the rest back (10 s)"
+                )
+            })
+            .expect("the target runs");
+        assert!(first > 0 && first <= FIRST, "chunked={chunked}: {first}");
+        let mut rest = piece(&data[FIRST..]);
+        if chunked {
+            rest.extend_from_slice(b"0\r\n\r\n");
+        }
+        s.write_all(&rest).await.unwrap();
+        let answer = String::from_utf8_lossy(&read_until_close(&mut s).await).to_string();
+        assert!(
+            answer.starts_with("HTTP/1.1 200 "),
+            "chunked={chunked}: {answer}"
+        );
+        if !chunked {
+            assert!(
+                answer.ends_with(&format!("\r\n\r\n{} bytes", FIRST + REST)),
+                "{answer}"
+            );
+        }
+    }
 }
 
 /// An event stream that sends its head and a first event, then waits for `go` before its
