@@ -11,9 +11,10 @@
 # usage: bash e2e/run.sh            (after `cargo build --release` and `make -C ldpreload`)
 # env:   CMUX_PROXY_BIN   proxy binary (default target/release/cmux-proxy, relative to the repo)
 #        CMUX_SHIM        the shim (default ldpreload/libworkspace_net.so)
-#        STRESS_N=32 STRESS_PORT=3200 STRESS_CONC=16 STRESS_REQUESTS=STRESS_N*20
+#        STRESS_N=32 STRESS_PORT=(a free port) STRESS_CONC=16 STRESS_REQUESTS=STRESS_N*20
 #        E2E_TIMEOUT=300  bound on the whole suite, seconds;  E2E_KEEP=1 keeps the temp dir
-# Prints PASS/FAIL per step, ends with "N passed, M failed", exits 1 on any failure.
+# Prints PASS/FAIL per step (SKIP, counted, for a step that cannot run on this host), ends
+# with "N passed, M failed, K skipped", exits 1 on any failure.
 set -u -o pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -34,14 +35,18 @@ abs() { case "$1" in /*) echo "$1" ;; *) echo "$REPO/$1" ;; esac; }
 SHIM=$(abs "${CMUX_SHIM:-ldpreload/libworkspace_net.so}")
 PROXY_BIN=$(abs "${CMUX_PROXY_BIN:-target/release/cmux-proxy}")
 STRESS_N=${STRESS_N:-32}
-STRESS_PORT=${STRESS_PORT:-3200}
+STRESS_PORT=${STRESS_PORT:-} # a free port when not given (step_stress)
 STRESS_CONC=${STRESS_CONC:-16}
 STRESS_REQUESTS=${STRESS_REQUESTS:-$((STRESS_N * 20))}
 SPEC_DIR=${CMUX_SPEC_DIR:-$REPO/spec}
 
-# Nothing of the caller's may leak into host-side commands: only in_ws preloads the shim.
-unset LD_PRELOAD CMUX_WORKSPACE_INTERNAL CMUX_PRELOAD_DISABLE CMUX_PRELOAD_STRICT \
-  CMUX_PRELOAD_LOG http_proxy https_proxy all_proxy HTTP_PROXY HTTPS_PROXY ALL_PROXY
+# Nothing of the caller's may leak into host-side commands: only in_ws preloads the shim,
+# and no CMUX_* variable (the proxy's settings, the shim's) is left: the suite's own were
+# read above.
+unset LD_PRELOAD http_proxy https_proxy all_proxy HTTP_PROXY HTTPS_PROXY ALL_PROXY
+for var in $(compgen -e); do
+  case $var in CMUX_*) unset "$var" ;; esac
+done
 TMP=$(mktemp -d /tmp/cmux-e2e.XXXXXX)
 TMP=$(cd "$TMP" && pwd -P) # canonical, as getcwd() in the shim sees it
 export CMUX_WORKSPACE_ROOT=$TMP/ws
@@ -51,9 +56,11 @@ CURL=(curl -sS --noproxy '*' --max-time 5)
 # ---- bookkeeping ---------------------------------------------------------------------------
 PASSED=0
 FAILED=0
+SKIPPED=0
 PIDS=()
 pass() { PASSED=$((PASSED + 1)); echo "PASS $*"; }
 fail() { FAILED=$((FAILED + 1)); echo "FAIL $*"; }
+skip() { SKIPPED=$((SKIPPED + 1)); echo "SKIP $*"; } # counted, and shown in the summary
 # expect DESC GOT WANT: exact comparison, shows both on failure
 expect() { if [ "$2" == "$3" ]; then pass "$1"; else fail "$1  [got: ${2:0:200}] [want: $3]"; fi; }
 # expect_match DESC GOT GLOB
@@ -79,7 +86,7 @@ finish() {
   trap - EXIT INT TERM
   for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
   if [ "${E2E_KEEP:-}" = 1 ]; then echo "kept $TMP"; else rm -rf "$TMP"; fi
-  echo "$PASSED passed, $FAILED failed"
+  echo "$PASSED passed, $FAILED failed, $SKIPPED skipped"
   [ "$FAILED" -eq 0 ]
   exit $?
 }
@@ -162,6 +169,14 @@ step_prerequisites() {
   [ $need -eq 1 ] && bash "$HERE/deps.sh"
   PY=$(python3 -c 'import sys; print(sys.executable)') # skip pyenv-style wrapper scripts
   NODE=$(command -v node || true)
+  # A host may have no IPv6 loopback: the [::1] steps are then skipped, visibly.
+  if "$PY" -c 'import socket; socket.socket(socket.AF_INET6).bind(("::1", 0))' 2>/dev/null; then
+    HAVE_V6=1
+  else
+    HAVE_V6=
+    skip "no IPv6 loopback (::1) on this host: the [::1] servers and their checks"
+  fi
+  [ -n "$NODE" ] || skip "no node on PATH: the Node.js servers and their checks"
   if [ -f "$SHIM" ]; then pass "shim built: $SHIM"; else fail "shim missing: $SHIM (make -C ldpreload)"; fi
   if [ -x "$PROXY_BIN" ]; then pass "proxy binary: $PROXY_BIN"; else fail "proxy binary missing: $PROXY_BIN"; fi
   if command -v redis-server >/dev/null; then pass "redis-server present"; else fail "redis-server missing (e2e/deps.sh)"; fi
@@ -195,10 +210,12 @@ step_servers() {
     expect "python server on 0.0.0.0:$P_HTTP in $ws listens at its workspace address" \
       "$addr" "127.18.0.$n:$P_HTTP"
 
-    start_in_ws "$ws" "$TMP/log/v6-$ws.log" "$PY" -u "$HERE/wsserver.py" ::1 "$P_V6"
-    addr=$(wait_listening "$TMP/log/v6-$ws.log" "$LAST_PID")
-    expect "python server on [::1]:$P_V6 in $ws listens at the mapped workspace address" \
-      "$addr" "::ffff:127.18.0.$n:$P_V6"
+    if [ -n "$HAVE_V6" ]; then
+      start_in_ws "$ws" "$TMP/log/v6-$ws.log" "$PY" -u "$HERE/wsserver.py" ::1 "$P_V6"
+      addr=$(wait_listening "$TMP/log/v6-$ws.log" "$LAST_PID")
+      expect "python server on [::1]:$P_V6 in $ws listens at the mapped workspace address" \
+        "$addr" "::ffff:127.18.0.$n:$P_V6"
+    fi
 
     if [ -n "$NODE" ]; then
       start_in_ws "$ws" "$TMP/log/node-$ws.log" "$NODE" "$HERE/node_server.js" "$P_NODE"
@@ -231,7 +248,7 @@ step_isolation() {
       "$(ws_curl "$ws" "http://127.0.0.1:$P_HTTP/whoami.txt")" "$ws"
     expect "$ws reaches its own python server at localhost:$P_HTTP" \
       "$(ws_curl "$ws" "http://localhost:$P_HTTP/whoami.txt")" "$ws"
-    expect "$ws reaches its own [::1] server at [::1]:$P_V6" \
+    [ -n "$HAVE_V6" ] && expect "$ws reaches its own [::1] server at [::1]:$P_V6" \
       "$(ws_curl "$ws" "http://[::1]:$P_V6/whoami")" "python $ws ::ffff:127.18.0.$n:$P_V6"
     if [ -n "$NODE" ]; then
       expect "$ws reaches its own node server at localhost:$P_NODE" \
@@ -243,13 +260,13 @@ step_isolation() {
   # curl exit 7: could not connect.
   expect "host 127.0.0.1:$P_HTTP reaches no workspace server" \
     "$(host_curl "http://127.0.0.1:$P_HTTP/")" "curl-exit-7"
-  expect "host [::1]:$P_V6 reaches no workspace server" \
+  [ -n "$HAVE_V6" ] && expect "host [::1]:$P_V6 reaches no workspace server" \
     "$(host_curl "http://[::1]:$P_V6/")" "curl-exit-7"
   [ -n "$NODE" ] && expect "host localhost:$P_NODE reaches no workspace server" \
     "$(host_curl "http://localhost:$P_NODE/")" "curl-exit-7"
   expect "$WS_IDLE (nothing listening) does not reach another workspace's server" \
     "$(ws_curl "$WS_IDLE" "http://127.0.0.1:$P_HTTP/")" "curl-exit-7"
-  expect "$WS_IDLE at [::1] does not reach another workspace's server" \
+  [ -n "$HAVE_V6" ] && expect "$WS_IDLE at [::1] does not reach another workspace's server" \
     "$(ws_curl "$WS_IDLE" "http://[::1]:$P_V6/")" "curl-exit-7"
   # Cross-workspace by address: allowed by default, refused in strict mode.
   expect "default: $WS_A can reach $WS_B by its address 127.18.0.2" \
@@ -311,7 +328,7 @@ step_proxy() {
       "$(host_curl -H "X-Cmux-Port-Internal: $P_HTTP" -H "X-Cmux-Workspace-Internal: $ws" "$P/whoami.txt")" "$ws"
     expect "proxy: Host $ws-$P_HTTP.localhost routing" \
       "$(host_curl -H "Host: $ws-$P_HTTP.localhost" "$P/whoami.txt")" "$ws"
-    expect "proxy: header routing to $ws's [::1] server" \
+    [ -n "$HAVE_V6" ] && expect "proxy: header routing to $ws's [::1] server" \
       "$(host_curl -H "X-Cmux-Port-Internal: $P_V6" -H "X-Cmux-Workspace-Internal: $ws" "$P/whoami")" \
       "python $ws ::ffff:127.18.0.$n:$P_V6"
     if [ -n "$NODE" ]; then
@@ -352,6 +369,11 @@ step_redis() {
 # ---- 6. stress -----------------------------------------------------------------------------
 step_stress() {
   local names=() addrs=() pids=() name addr i ok=0 bad="" out
+  # A port free on every address right now (bound on 0.0.0.0), unless given.
+  [ -n "$STRESS_PORT" ] || STRESS_PORT=$("$PY" -c 'import socket
+s = socket.socket()
+s.bind(("0.0.0.0", 0))
+print(s.getsockname()[1])')
   while read -r name addr; do
     names+=("$name")
     addrs+=("$addr")
@@ -408,6 +430,8 @@ step_grpc() {
   echo "$out" | grep -E '^(PASS|FAIL|SKIP|  )'
   n=$(grep -c '^PASS' <<<"$out")
   PASSED=$((PASSED + n))
+  n=$(grep -c '^SKIP' <<<"$out")
+  SKIPPED=$((SKIPPED + n))
   n=$(grep -c '^FAIL' <<<"$out")
   FAILED=$((FAILED + n))
   if [ $rc -ne 0 ] && [ "$n" -eq 0 ]; then

@@ -1,7 +1,7 @@
 //! Who gets in: tokens (header, cookie, `?cmux_token=`, `Proxy-Authorization`), trusted
 //! and allowed clients (distinct source addresses: 127.0.0.2, 127.0.0.3), the target
-//! policy, connection limits, strict request lines, the default admin address, and fresh
-//! 502 explanations. Real proxy, real upstreams, curl and raw sockets.
+//! policy, connection limits, and the warning about an open listener. Real proxy, real
+//! upstreams, curl and raw sockets.
 
 mod common;
 
@@ -47,15 +47,15 @@ fn proxy_with_conf(section: &str) -> Proxy {
     Proxy::start(&["-c", conf.to_str().unwrap()])
 }
 
-/// One request's raw response on a new connection from `source` (a loopback address).
+/// One request's raw response on a new connection from `source` (a loopback address),
+/// up to the proxy's close.
 async fn raw_from(source: &str, proxy: &Proxy, request: &[u8]) -> String {
     let socket = TcpSocket::new_v4().unwrap();
     socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
     let mut s = socket.connect(proxy.addr).await.unwrap();
     s.write_all(request).await.unwrap();
-    let mut out = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out)).await;
-    String::from_utf8_lossy(&out).to_string()
+    // The answer, or nothing, then the close: within 10 s, or the test fails.
+    String::from_utf8_lossy(&read_until_close(&mut s).await).to_string()
 }
 
 fn get(path: &str, port: &str, extra: &str) -> Vec<u8> {
@@ -386,141 +386,129 @@ async fn connections_over_the_limit_get_503_and_the_open_ones_keep_working() {
     assert!(other.starts_with("HTTP/1.1 200 "), "{other}");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn request_targets_with_control_characters_or_spaces_get_400() {
-    let upstream = Upstream::start().await;
-    let proxy = Proxy::start(&[]);
-    for target in ["/a\x00b", "/a\x01b", "/a b", "/a\x7f"] {
-        let answer = raw_from("127.0.0.1", &proxy, &get(target, &upstream.port(), "")).await;
-        assert!(answer.starts_with("HTTP/1.1 400 "), "{target:?}: {answer}");
-        assert!(answer.contains("invalid request target"), "{answer}");
-    }
-    assert_eq!(
-        upstream
-            .stats
-            .accepted
-            .load(std::sync::atomic::Ordering::SeqCst),
-        0
-    );
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn the_502_explanation_sees_a_server_started_just_before() {
-    let proxy = Proxy::start(&[]);
-    let port = free_port().to_string();
-    let ask = || {
-        let header = format!("X-Cmux-Port-Internal: {port}");
-        let (status, _, body) = curl_full(&[
-            "-H",
-            &header,
-            "-H",
-            "X-Cmux-Workspace-Internal: workspace-31",
-            "-H",
-            "X-Cmux-Wait-Ms: 0",
-            "-H",
-            "Accept: application/json",
-            &proxy.url("/"),
-        ]);
-        (status, String::from_utf8_lossy(&body).to_string())
-    };
-    let (status, body) = ask();
-    assert_eq!(status, 502);
-    assert!(body.contains("\"listeners\":[]"), "{body}");
-    let server = std::net::TcpListener::bind(format!("127.0.0.1:{port}")).unwrap();
-    std::thread::sleep(Duration::from_millis(50));
-    let (status, body) = ask();
-    assert_eq!(status, 502);
-    let addr = server.local_addr().unwrap().to_string();
-    assert!(
-        body.contains(&format!("\"listeners\":[\"{addr}\"]")),
-        "{body}"
-    );
-    assert!(body.contains("outside the workspace"), "{body}");
-}
-
-/// A second instance with the default admin address runs without its admin listener
-/// (with a warning); an admin address given explicitly and in use still stops start-up.
-#[test]
-fn a_second_instance_runs_without_the_default_admin_listener() {
-    let start = |port: u16, admin: Option<&str>| {
-        let mut cmd = Command::new(PROXY_BIN);
-        cmd.args([
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--access-log",
-            "off",
-        ])
-        .env_remove("CMUX_LISTEN")
-        .env_remove("CMUX_ADMIN_LISTEN")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-        if let Some(admin) = admin {
-            cmd.args(["--admin-listen", admin]);
-        }
-        cmd.spawn().unwrap()
-    };
-    let wait_listening = |port: u16| {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "port {port} never listened");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    };
-    let (a, b) = (free_port(), free_port());
-    let mut first = start(a, None);
-    wait_listening(a);
-    let mut second = start(b, None);
-    wait_listening(b);
-    assert!(
-        second.try_wait().unwrap().is_none(),
-        "the second instance runs"
-    );
-    second.kill().unwrap();
-    let out = second.wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("(the default) is unavailable") && err.contains("running without it"),
-        "{err}"
-    );
-
-    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let held_addr = held.local_addr().unwrap().to_string();
-    let explicit = start(free_port(), Some(&held_addr));
-    let out = explicit.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains(&held_addr));
-    first.kill().unwrap();
-    let _ = first.wait();
-}
-
 /// Listening beyond loopback with neither tokens nor `allow_clients` is warned about.
 #[test]
 fn listening_beyond_loopback_without_a_policy_is_warned_about() {
     let port = free_port();
-    let mut child = Command::new(PROXY_BIN)
+    let mut child = without_cmux_env(&mut Command::new(PROXY_BIN))
         .args([
             "--listen",
             &format!("0.0.0.0:{port}"),
             "--admin-listen",
             "off",
         ])
-        .env_remove("CMUX_LISTEN")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+    wait_serving(&mut child, &[addr], "cmux-proxy");
     child.kill().unwrap();
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("beyond loopback with neither auth tokens nor allow_clients"),
         "{err}"
+    );
+}
+
+/// Tokens are never logged, right or wrong, in whatever carries them: `X-Cmux-Token`, the
+/// `cmux_token` cookie, `?cmux_token=` (with `access_log_query: true`), and CONNECT's
+/// `Proxy-Authorization` (Bearer, and Basic with the token as the password); neither in
+/// the access log nor in the error log (stderr, at `RUST_LOG=debug` for cmux-proxy).
+#[tokio::test(flavor = "multi_thread")]
+async fn tokens_are_never_logged_in_any_carrier() {
+    use base64::Engine;
+    let upstream = Upstream::start().await;
+    let echo = tcp_echo().await;
+    let dir = tempdir();
+    let tokens = dir.join("tokens");
+    std::fs::write(&tokens, format!("{TOKEN}\n")).unwrap();
+    let conf = dir.join("conf.yaml");
+    std::fs::write(
+        &conf,
+        format!(
+            "version: 1\ncmux_proxy:\n  auth_token_file: {}\n  access_log_query: true\n",
+            tokens.display()
+        ),
+    )
+    .unwrap();
+    let access_log = dir.join("access.log");
+    let error_log = dir.join("error.log");
+    let port = free_port();
+    let proxy = Proxy::start_with(
+        format!("127.0.0.1:{port}").parse().unwrap(),
+        &[
+            "-c",
+            conf.to_str().unwrap(),
+            "--access-log",
+            access_log.to_str().unwrap(),
+        ],
+        ProxyOptions {
+            stderr: Some(error_log.clone()),
+            rust_log: Some("warn,cmux_proxy=debug".into()),
+        },
+    );
+    const WRONG: &str = "wrong-tok-5Zk1-77e0";
+    let b64 = |t: &str| base64::engine::general_purpose::STANDARD.encode(format!("me:{t}"));
+    let port_h = format!("X-Cmux-Port-Internal: {}", upstream.port());
+    let mut requests = 0;
+    for t in [TOKEN, WRONG] {
+        for header in [
+            format!("X-Cmux-Token: {t}"),
+            format!("Cookie: a=1; cmux_token={t}"),
+        ] {
+            let (status, _, _) = curl_full(&["-H", &port_h, "-H", &header, &proxy.url("/echo")]);
+            assert_eq!(status, if t == TOKEN { 200 } else { 401 }, "{header}");
+            requests += 1;
+        }
+        let url = proxy.url(&format!("/echo?a=1&cmux_token={t}"));
+        let (status, _, _) = curl_full(&["-H", &port_h, &url]);
+        assert_eq!(status, if t == TOKEN { 302 } else { 401 });
+        requests += 1;
+        for auth in [format!("Bearer {t}"), format!("Basic {}", b64(t))] {
+            let head = format!(
+                "CONNECT x:1 HTTP/1.1\r\nX-Cmux-Port-Internal: {}\r\nProxy-Authorization: {auth}\r\n\r\nping",
+                echo.port()
+            );
+            let mut s = TcpStream::connect(proxy.addr).await.unwrap();
+            s.write_all(head.as_bytes()).await.unwrap();
+            if t == TOKEN {
+                assert!(read_head(&mut s).await.starts_with("HTTP/1.1 200 "));
+                s.shutdown().await.unwrap();
+                assert_eq!(read_to_end(&mut s).await, b"ping");
+            } else {
+                let answer = read_until_close(&mut s).await;
+                assert!(answer.starts_with(b"HTTP/1.1 407 "), "{auth}");
+            }
+            requests += 1;
+        }
+    }
+    // Every request is in the access log before it is searched.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut log = String::new();
+    while log.lines().count() < requests {
+        assert!(
+            Instant::now() < deadline,
+            "{requests} lines expected:\n{log}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        log = std::fs::read_to_string(&access_log).unwrap_or_default();
+    }
+    drop(proxy);
+    let errors = std::fs::read_to_string(&error_log).unwrap_or_default();
+    for t in [TOKEN, WRONG] {
+        for secret in [t.to_string(), b64(t)] {
+            assert!(!log.contains(&secret), "{secret} in the access log:\n{log}");
+            assert!(
+                !errors.contains(&secret),
+                "{secret} in the error log:\n{errors}"
+            );
+        }
+    }
+    assert!(
+        log.contains("GET /echo?a=1"),
+        "the query is logged, less the token:\n{log}"
     );
 }

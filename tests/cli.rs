@@ -1,4 +1,5 @@
-//! Start-up: bad settings stop the proxy with one clear line, never a panic.
+//! Start-up: bad settings stop the proxy with one clear line, never a panic; the open-file
+//! limit; the default admin address when something else holds it.
 
 mod common;
 
@@ -6,12 +7,10 @@ use common::*;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// Runs the binary to completion (bounded), with a clean environment for our variables.
+/// Runs the binary to completion (bounded), with no `CMUX_*` variable of the caller's.
 fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut child = Command::new(PROXY_BIN)
+    let mut child = without_cmux_env(&mut Command::new(PROXY_BIN))
         .args(args)
-        .env_remove("CMUX_LISTEN")
-        .env_remove("CMUX_UPSTREAM_HOST")
         .env("CMUX_ADMIN_LISTEN", "off")
         .envs(env.iter().copied())
         .stdin(Stdio::null())
@@ -133,14 +132,16 @@ fn soft_open_file_limit_is_raised_to_the_hard_limit() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(u64::MAX);
     if hard < 1024 {
-        eprintln!("skipped: the hard open-file limit here is {hard}");
+        skip(&format!(
+            "cli: soft_open_file_limit_is_raised_to_the_hard_limit: the hard open-file limit here is {hard}"
+        ));
         return;
     }
     // The upstream's tasks run on this runtime, kept alive for the whole test.
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let up = runtime.block_on(Upstream::start());
     let addr = format!("127.0.0.1:{}", free_port());
-    let mut child = Command::new("bash")
+    let mut child = without_cmux_env(&mut Command::new("bash"))
         .args([
             "-c",
             "ulimit -Sn 256 && exec \"$0\" \"$@\"",
@@ -157,11 +158,11 @@ fn soft_open_file_limit_is_raised_to_the_hard_limit() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while std::net::TcpStream::connect(&addr).is_err() {
-        assert!(Instant::now() < deadline, "proxy did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_serving(
+        &mut child,
+        &[addr.parse().unwrap()],
+        "cmux-proxy under ulimit -Sn 256",
+    );
     let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.id())).unwrap();
     let open_files: Vec<&str> = limits
         .lines()
@@ -223,4 +224,57 @@ fn conf_errors_name_file_line_column_and_reason() {
         err.contains("unknown field `lisen`") && err.contains("line 3 column 3"),
         "{err}"
     );
+}
+
+/// A second instance with the default admin address runs without its admin listener
+/// (with a warning) when something already listens there; an admin address given
+/// explicitly and in use still stops start-up.
+#[test]
+fn a_second_instance_runs_without_the_default_admin_listener() {
+    let start = |port: u16, admin: Option<&str>| {
+        let mut cmd = Command::new(PROXY_BIN);
+        without_cmux_env(&mut cmd)
+            .args([
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--access-log",
+                "off",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if let Some(admin) = admin {
+            cmd.args(["--admin-listen", admin]);
+        }
+        cmd.spawn().unwrap()
+    };
+    // The default admin address is in use: held by this test, or already by something
+    // else on this machine (a first instance, say). No proxy has to win a race for it.
+    let _held_default = std::net::TcpListener::bind("127.0.0.1:9091");
+    assert!(
+        std::net::TcpStream::connect("127.0.0.1:9091").is_ok(),
+        "nothing listens on the default admin address 127.0.0.1:9091"
+    );
+    let port = free_port();
+    let mut second = start(port, None);
+    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+    wait_serving(&mut second, &[addr], "the second instance");
+    assert!(
+        second.try_wait().unwrap().is_none(),
+        "the second instance runs"
+    );
+    second.kill().unwrap();
+    let out = second.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("(the default) is unavailable") && err.contains("running without it"),
+        "{err}"
+    );
+
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let held_addr = held.local_addr().unwrap().to_string();
+    let explicit = start(free_port(), Some(&held_addr));
+    let out = explicit.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&held_addr));
 }

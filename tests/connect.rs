@@ -197,7 +197,7 @@ async fn open_tunnels_are_closed_and_counted_at_the_shutdown_deadline() {
     .unwrap();
     let log_path = dir.join("stderr.log");
     let addr = format!("127.0.0.1:{}", free_port());
-    let mut child = Command::new(PROXY_BIN)
+    let mut child = without_cmux_env(&mut Command::new(PROXY_BIN))
         .args(["-c", conf.to_str().unwrap(), "--listen", &addr])
         .args(["--admin-listen", "off", "--access-log", "off"])
         .env("RUST_LOG", "info")
@@ -264,4 +264,69 @@ async fn open_tunnels_are_closed_and_counted_at_the_shutdown_deadline() {
         log.contains("shutdown deadline: closing 2 open tunnel(s) (1 connect, 1 websocket)"),
         "{log}"
     );
+}
+
+/// Half-close end to end: the target answers only after it has read the client's EOF
+/// (all of the request, then end-of-file), and that answer still comes back through the
+/// tunnel before the close.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_answer_sent_after_the_clients_eof_comes_back() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let target = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let Ok((mut s, _)) = listener.accept().await else {
+            return;
+        };
+        let mut got = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut got)).await;
+        if !matches!(read, Ok(Ok(_))) {
+            return; // no EOF: the client sees no answer and fails
+        }
+        let answer = format!("got {} bytes, then your EOF", got.len());
+        let _ = s.write_all(answer.as_bytes()).await;
+        let _ = s.shutdown().await;
+    });
+    let proxy = Proxy::start(&[]);
+    let mut s = TcpStream::connect(proxy.addr).await.unwrap();
+    s.write_all(connect_head(&target.port().to_string(), "").as_bytes())
+        .await
+        .unwrap();
+    assert!(read_head(&mut s).await.starts_with("HTTP/1.1 200 "));
+    s.write_all(b"the whole request").await.unwrap();
+    s.shutdown().await.unwrap();
+    assert_eq!(read_to_end(&mut s).await, b"got 17 bytes, then your EOF");
+}
+
+/// A client that can only be given a proxy address tunnels by naming the target
+/// `<workspace>-<port>.localhost:<port>`: `curl -p -x` sends `CONNECT` with that
+/// authority, no routing header, and no name is resolved on the way.
+#[tokio::test(flavor = "multi_thread")]
+async fn connect_is_routed_by_a_localhost_authority() {
+    let up = Upstream::start_on("127.18.0.32".parse().unwrap()).await; // workspace-32
+    let proxy = Proxy::start(&[]);
+    let url = format!("http://workspace-32-{0}.localhost:{0}/echo", up.port());
+    let out = tokio::task::block_in_place(|| {
+        std::process::Command::new("curl")
+            .args(["-sS", "-i", "--max-time", "20", "-p", "-x", &proxy.url("")])
+            .arg(&url)
+            .env_remove("http_proxy")
+            .env_remove("HTTP_PROXY")
+            .env_remove("all_proxy")
+            .env_remove("ALL_PROXY")
+            .output()
+            .expect("run curl")
+    });
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.starts_with("HTTP/1.1 200 Connection Established"),
+        "{text}"
+    );
+    assert!(text.contains("\r\n\r\nHTTP/1.1 200 OK\r\n"), "{text}");
+    assert!(text.contains(&format!("X-Upstream: {}", up.addr)), "{text}");
+    assert!(text.contains("GET /echo\n"), "{text}");
 }

@@ -96,6 +96,8 @@ struct Daemon {
     conf: PathBuf,
     pid_file: PathBuf,
     port: u16,
+    /// The admin listener's port.
+    admin: u16,
     seen: Mutex<Vec<u32>>,
 }
 
@@ -105,6 +107,7 @@ impl Daemon {
     fn new(grace: u64, shutdown_timeout: u64) -> Daemon {
         let dir = tempdir();
         let port = free_port();
+        let admin = free_port();
         let pid_file = dir.join("proxy.pid");
         let conf = dir.join("cmux-proxy.yaml");
         let text = format!(
@@ -113,7 +116,6 @@ impl Daemon {
              grace_period_seconds: {grace}\ngraceful_shutdown_timeout_seconds: {shutdown_timeout}\n\
              cmux_proxy:\n  listen: [\"127.0.0.1:{port}\"]\n  connect_timeout_ms: 2000\n\
              \x20 admin_listen: \"127.0.0.1:{admin}\"\n",
-            admin = free_port(),
             pid = pid_file.display(),
             log = dir.join("error.log").display(),
             sock = dir.join("upgrade.sock").display(),
@@ -124,6 +126,7 @@ impl Daemon {
             conf,
             pid_file,
             port,
+            admin,
             seen: Mutex::new(Vec::new()),
         }
     }
@@ -135,14 +138,11 @@ impl Daemon {
     /// `cmux-proxyctl ARGS -c CONF` with the binary under test; at most 40 s.
     fn ctl(&self, args: &[&str]) -> Output {
         let mut cmd = Command::new(CTL);
-        cmd.args(args)
+        without_cmux_env(&mut cmd)
+            .args(args)
             .arg("-c")
             .arg(&self.conf)
             .env("CMUX_PROXY_BIN", PROXY_BIN)
-            .env_remove("CMUX_PROXY_CONF")
-            .env_remove("CMUX_LISTEN")
-            .env_remove("CMUX_UPSTREAM_HOST")
-            .env_remove("CMUX_CONNECT_TIMEOUT_MS")
             .env("RUST_LOG", "info");
         let out = run_bounded(cmd, Duration::from_secs(40));
         self.note_pids();
@@ -183,10 +183,9 @@ impl Daemon {
     /// The proxy in the foreground (no `-d`) with this conf, its log in
     /// `foreground.log`; returns once it listens.
     fn run_foreground(&self) -> Child {
-        let child = Command::new(PROXY_BIN)
+        let mut child = without_cmux_env(&mut Command::new(PROXY_BIN))
             .arg("-c")
             .arg(&self.conf)
-            .env_remove("CMUX_LISTEN")
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -194,11 +193,7 @@ impl Daemon {
             .spawn()
             .unwrap();
         self.seen.lock().unwrap().push(child.id());
-        let addr = self.addr();
-        wait_until(Duration::from_secs(15), || {
-            std::net::TcpStream::connect(&addr).is_ok()
-        })
-        .expect("proxy listens");
+        wait_serving(&mut child, &[self.addr().parse().unwrap()], "cmux-proxy");
         child
     }
 
@@ -376,7 +371,8 @@ impl Tally {
 
 /// The issue's acceptance test: two reloads in a row under a client that opens a new
 /// connection for every request and every tunnel; nothing may fail, each reload must
-/// change the pid, and each old process must be gone once its grace period is over.
+/// change the pid, and each old process must be gone once its grace period is over. A
+/// slow request sent before reload 1 is still in flight at its signal, and ends with 200.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_reloads_under_load_lose_nothing() {
     let upstream = Upstream::start().await;
@@ -421,6 +417,13 @@ async fn two_reloads_under_load_lose_nothing() {
         }));
     }
 
+    // One request deliberately in flight at reload 1: its upstream answers 6 s after it
+    // arrived, long after the reload's SIGQUIT and within 5 s + grace of it, so the old
+    // process must finish it. It has reached the upstream before the reload begins.
+    let slow_upstream = Upstream::start().await;
+    let in_flight = request_in_flight(daemon.addr(), slow_upstream.addr.port(), "/slow?ms=6000");
+    slow_upstream.wait_requests(1).await;
+
     // Reload 1 at ~2 s, without waiting for the old process (checked below instead), so
     // that reload 2 at ~6 s overlaps its predecessor's drain.
     tokio::time::sleep_until((t0 + Duration::from_secs(2)).into()).await;
@@ -431,6 +434,10 @@ async fn two_reloads_under_load_lose_nothing() {
         .unwrap();
     let pid2 = daemon.pid().expect("pid after reload 1");
     assert_ne!(pid1, pid2, "reload 1 did not change the pid: {out1}");
+    assert!(
+        !in_flight.is_finished(),
+        "the slow request ended before reload 1 had signalled the old process"
+    );
     // pid 1 must exit 5 s (pingora's close timeout) + grace + at most the shutdown
     // timeout after SIGQUIT, which was sent before `reload` returned.
     let retire_limit = PINGORA_CLOSE_TIMEOUT + Duration::from_secs(grace + shutdown_timeout + 2);
@@ -460,6 +467,12 @@ async fn two_reloads_under_load_lose_nothing() {
         pid1_gone_after.is_some(),
         "old pid {pid1} still alive {retire_limit:?} after reload 1"
     );
+    let resp = in_flight
+        .await
+        .unwrap()
+        .expect("the request in flight across reload 1 completes");
+    assert!(resp.starts_with("HTTP/1.1 200 "), "{resp}");
+    assert!(resp.ends_with("slow done"), "{resp}");
 
     // Keep the clients going for at least 10 s and past the last old process's exit.
     let end = std::cmp::max(
@@ -535,7 +548,7 @@ async fn two_reloads_under_load_lose_nothing() {
 /// `cmux-proxy -t -c CONF`, bounded.
 fn check_conf(conf: &Path) -> Output {
     let mut cmd = Command::new(PROXY_BIN);
-    cmd.args(["-t", "-c"]).arg(conf).env_remove("CMUX_LISTEN");
+    without_cmux_env(&mut cmd).args(["-t", "-c"]).arg(conf);
     run_bounded(cmd, Duration::from_secs(15))
 }
 
@@ -712,8 +725,17 @@ fn slow_request(
     proxy: String,
     upstream_port: u16,
 ) -> tokio::task::JoinHandle<Result<String, String>> {
+    request_in_flight(proxy, upstream_port, "/slow")
+}
+
+/// Sends one GET of `path` (a `/slow` one) and returns its task: the whole response.
+fn request_in_flight(
+    proxy: String,
+    upstream_port: u16,
+    path: &'static str,
+) -> tokio::task::JoinHandle<Result<String, String>> {
     tokio::spawn(async move {
-        let work = get_closing(&proxy, "/slow", upstream_port);
+        let work = get_closing(&proxy, path, upstream_port);
         tokio::time::timeout(Duration::from_secs(10), work)
             .await
             .unwrap_or_else(|_| Err("timed out".into()))
@@ -728,8 +750,8 @@ async fn stop_signal_lets_the_request_in_flight_finish(sig: &str) {
     let mut child = daemon.run_foreground();
 
     let request = slow_request(daemon.addr(), upstream.addr.port());
-    // Let the request reach the upstream, then ask the proxy to stop.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Once the request has reached the upstream, ask the proxy to stop.
+    upstream.wait_requests(1).await;
     let term_at = Instant::now();
     signal(child.id(), sig);
 
@@ -783,7 +805,7 @@ async fn ctl_stop_drains_a_daemon() {
     let pid = daemon.pid().expect("running");
 
     let request = slow_request(daemon.addr(), upstream.addr.port());
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    upstream.wait_requests(1).await;
     let d = daemon.clone();
     let stopped = tokio::task::spawn_blocking(move || d.ctl_ok(&["stop"]));
 
@@ -869,12 +891,13 @@ async fn daemon_writes_its_access_log_to_a_file_and_to_error_log() {
     }
 }
 
-/// An idle proxy stops within a second of SIGTERM or SIGINT, although its grace period
-/// is 5 s: the grace period bounds requests still in flight, and there are none.
+/// An idle proxy stops at once on SIGTERM or SIGINT (about 0.2 s), long before its grace
+/// period, here 30 s: the grace period bounds requests still in flight, and there are
+/// none. The bound, 10 s, leaves room for a busy machine and is a third of the grace.
 #[test]
-fn idle_proxy_stops_within_a_second_of_sigterm_and_sigint() {
+fn idle_proxy_stops_long_before_its_grace_period_on_sigterm_and_sigint() {
     for sig in ["TERM", "INT"] {
-        let daemon = Daemon::new(5, 5);
+        let daemon = Daemon::new(30, 5);
         let mut child = daemon.run_foreground();
         let sent = Instant::now();
         signal(child.id(), sig);
@@ -885,19 +908,20 @@ fn idle_proxy_stops_within_a_second_of_sigterm_and_sigint() {
         let status = child.wait().unwrap();
         let took = took.unwrap_or_else(|| panic!("SIG{sig}: still running after 15 s"));
         println!("idle proxy, SIG{sig}: exited after {took:?}");
-        assert!(took < Duration::from_secs(1), "SIG{sig}: took {took:?}");
+        assert!(took < Duration::from_secs(10), "SIG{sig}: took {took:?}");
         assert_eq!(status.code(), Some(0), "SIG{sig}");
-        assert!(sent.elapsed() < Duration::from_secs(2));
+        assert!(sent.elapsed() < Duration::from_secs(15));
     }
 }
 
-/// `cmux-proxyctl stop` of an idle daemon returns within a second, and after a reload
-/// the idle old process exits as soon as pingora has it stop accepting: pingora keeps
-/// the old process accepting for 5 s after the hand-over (its CLOSE_TIMEOUT), so that
-/// no connection is refused; the grace period (5 s here) is no longer waited on top.
+/// `cmux-proxyctl stop` of an idle daemon returns at once, and after a reload the idle
+/// old process exits as soon as pingora has it stop accepting: pingora keeps the old
+/// process accepting for 5 s after the hand-over (its CLOSE_TIMEOUT), so that no
+/// connection is refused; the grace period (30 s here) is not waited on top. The bounds
+/// leave room for a busy machine and stay far below the grace period.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_stop_and_reload_end_without_waiting_the_grace_period() {
-    let daemon = Arc::new(Daemon::new(5, 5));
+    let daemon = Arc::new(Daemon::new(30, 5));
     let d = daemon.clone();
     tokio::task::spawn_blocking(move || d.ctl_ok(&["start"]))
         .await
@@ -910,13 +934,16 @@ async fn idle_stop_and_reload_end_without_waiting_the_grace_period() {
         .await
         .unwrap();
     let gone =
-        tokio::task::spawn_blocking(move || wait_until(Duration::from_secs(15), || !alive(old)))
+        tokio::task::spawn_blocking(move || wait_until(Duration::from_secs(40), || !alive(old)))
             .await
             .unwrap();
     let after = reload_started.elapsed();
     println!("reload: the old process exited {after:?} after the reload began");
     assert!(gone.is_some(), "the old process still runs");
-    assert!(after < Duration::from_secs(7), "old process took {after:?}");
+    assert!(
+        after < PINGORA_CLOSE_TIMEOUT + Duration::from_secs(10),
+        "old process took {after:?}"
+    );
 
     let d = daemon.clone();
     let stop_started = Instant::now();
@@ -925,5 +952,173 @@ async fn idle_stop_and_reload_end_without_waiting_the_grace_period() {
         .unwrap();
     let took = stop_started.elapsed();
     println!("stop of an idle daemon: {took:?} ({})", out.trim());
-    assert!(took < Duration::from_secs(1), "stop took {took:?}");
+    assert!(took < Duration::from_secs(10), "stop took {took:?}");
+}
+
+// ---------------------------------------------------------------------------------------
+// The admin listener and the token file across a reload
+
+/// One GET on `s` (a keep-alive connection to an admin listener): status line and body.
+async fn ask_admin(s: &mut TcpStream, path: &str) -> Result<(String, String), String> {
+    let req = format!("GET {path} HTTP/1.1\r\nHost: admin\r\n\r\n");
+    s.write_all(req.as_bytes())
+        .await
+        .map_err(|e| format!("write: {e}"))?;
+    let head = tokio::time::timeout(IO_TIMEOUT, read_head(s))
+        .await
+        .map_err(|_| "no answer".to_string())?;
+    if head.is_empty() {
+        return Err("closed".into());
+    }
+    let len: usize = header_values(&head, "content-length")
+        .first()
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body)
+        .await
+        .map_err(|e| format!("body: {e}"))?;
+    Ok((head.lines().next().unwrap_or("").to_string(), text(&body)))
+}
+
+/// `/healthz` on a reload: the old process turns to 503 while it drains, before it exits,
+/// and the new one answers 200. (It turns when pingora's shutdown of the old process
+/// begins, at the end of its 5 s hand-over window: during that window it still says
+/// 200; the time is printed.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthz_turns_503_on_the_old_process_during_a_handover() {
+    let daemon = Arc::new(Daemon::new(2, 2));
+    let d = daemon.clone();
+    tokio::task::spawn_blocking(move || d.ctl_ok(&["start"]))
+        .await
+        .unwrap();
+    let old = daemon.pid().expect("running");
+    // Keep-alive connections to the old process's admin listener, each used once before
+    // the reload. pingora closes a keep-alive connection after an answer once its
+    // shutdown has begun: then the next one is asked.
+    let admin = format!("127.0.0.1:{}", daemon.admin);
+    let mut to_old = Vec::new();
+    for _ in 0..3 {
+        let mut s = TcpStream::connect(&admin).await.unwrap();
+        let (status, body) = ask_admin(&mut s, "/healthz").await.unwrap();
+        assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+        assert_eq!(body, "ok\n");
+        to_old.push(s);
+    }
+
+    let d = daemon.clone();
+    tokio::task::spawn_blocking(move || d.ctl_ok(&["reload", "--no-wait"]))
+        .await
+        .unwrap();
+    let signalled = Instant::now();
+    let new = daemon.pid().expect("the new process");
+    assert_ne!(new, old);
+    let limit = PINGORA_CLOSE_TIMEOUT + Duration::from_secs(5);
+    let mut k = 0;
+    let mut answers = Vec::new();
+    loop {
+        assert!(
+            signalled.elapsed() < limit && k < to_old.len(),
+            "no 503 from the old process {limit:?} after SIGQUIT: {answers:?}"
+        );
+        match ask_admin(&mut to_old[k], "/healthz").await {
+            Ok((status, body)) if status.starts_with("HTTP/1.1 503") => {
+                assert!(body.contains("shutting down"), "{body}");
+                break;
+            }
+            Ok((status, _)) => {
+                assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+                answers.push(status);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => {
+                answers.push(e);
+                k += 1;
+            }
+        }
+    }
+    println!(
+        "reload: the old process's /healthz turned 503 {:?} after SIGQUIT",
+        signalled.elapsed()
+    );
+    assert!(alive(old), "the old process still drains");
+    // Once the old process is gone, every new connection is the new process's: 200.
+    let gone =
+        tokio::task::spawn_blocking(move || wait_until(Duration::from_secs(20), || !alive(old)))
+            .await
+            .unwrap();
+    assert!(gone.is_some(), "the old process exits");
+    let mut to_new = TcpStream::connect(&admin).await.unwrap();
+    let (status, _) = ask_admin(&mut to_new, "/healthz").await.unwrap();
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    let d = daemon.clone();
+    tokio::task::spawn_blocking(move || d.ctl_ok(&["stop"]))
+        .await
+        .unwrap();
+}
+
+/// The admin listener survives a graceful reload (it is handed over like the proxy's),
+/// and the new process reads the token file afresh: a token written to the file before
+/// the reload, with no SIGHUP, is in force after it, and the old one is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_keeps_the_admin_listener_and_rereads_the_token_file() {
+    let upstream = fast_upstream().await;
+    let dir = tempdir();
+    let tokens = dir.join("tokens");
+    std::fs::write(&tokens, "tok-before-reload-0001\n").unwrap();
+    let daemon = Arc::new(Daemon::with_section(
+        2,
+        &format!("  auth_token_file: {}\n", tokens.display()),
+    ));
+    let d = daemon.clone();
+    tokio::task::spawn_blocking(move || d.ctl_ok(&["start"]))
+        .await
+        .unwrap();
+    let old = daemon.pid().expect("running");
+    let status_with = |token: &'static str| {
+        let proxy = daemon.addr();
+        async move {
+            let mut s = TcpStream::connect(&proxy).await.unwrap();
+            let req = format!(
+                "GET /echo HTTP/1.1\r\nHost: x\r\nX-Cmux-Port-Internal: {upstream}\r\n\
+                 X-Cmux-Token: {token}\r\nConnection: close\r\n\r\n"
+            );
+            s.write_all(req.as_bytes()).await.unwrap();
+            let answer = text(&read_until_close(&mut s).await);
+            answer.split_whitespace().nth(1).unwrap_or("").to_string()
+        }
+    };
+    assert_eq!(status_with("tok-before-reload-0001").await, "200");
+    assert_eq!(status_with("tok-after-reload-0002").await, "401");
+    let admin = format!("127.0.0.1:{}", daemon.admin);
+    let mut before = TcpStream::connect(&admin).await.unwrap();
+    let (status, version) = ask_admin(&mut before, "/version").await.unwrap();
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    drop(before);
+
+    std::fs::write(&tokens, "tok-after-reload-0002\n").unwrap();
+    let d = daemon.clone();
+    let out = tokio::task::spawn_blocking(move || d.ctl_ok(&["reload"]))
+        .await
+        .unwrap();
+    let new = daemon.pid().expect("the new process");
+    assert_ne!(new, old, "{out}");
+    assert!(!alive(old), "reload waits for the old process: {out}");
+
+    // Only the new process is left: whatever answers is its.
+    let mut after = TcpStream::connect(&admin)
+        .await
+        .expect("the admin listener is there");
+    let (status, version_after) = ask_admin(&mut after, "/version").await.unwrap();
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    assert_eq!(version_after, version);
+    let (status, _) = ask_admin(&mut after, "/healthz").await.unwrap();
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    assert_eq!(status_with("tok-after-reload-0002").await, "200");
+    assert_eq!(status_with("tok-before-reload-0001").await, "401");
+    let d = daemon.clone();
+    tokio::task::spawn_blocking(move || d.ctl_ok(&["stop"]))
+        .await
+        .unwrap();
+    let _ = std::fs::remove_dir_all(dir);
 }

@@ -5,7 +5,7 @@ mod common;
 use common::*;
 use std::io::Write;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -46,12 +46,16 @@ async fn methods_are_routed_by_port_header() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn routing_headers_are_removed_and_forwarded_headers_set() {
-    let up = Upstream::start().await;
+    // Both routing headers are sent (the workspace one names where the upstream is), so
+    // that their absence upstream means they were removed.
+    let up = Upstream::start_on("127.18.0.7".parse().unwrap()).await;
     let proxy = Proxy::start(&[]);
     let (status, _, body) = tokio::task::block_in_place(|| {
         curl_full(&[
             "-H",
             &format!("x-cmux-PORT-internal: {}", up.port()),
+            "-H",
+            "X-Cmux-WORKSPACE-Internal: workspace-7",
             "-H",
             "X-Forwarded-For: 203.0.113.9",
             "-H",
@@ -73,6 +77,7 @@ async fn routing_headers_are_removed_and_forwarded_headers_set() {
     });
     assert_eq!(status, 200);
     let text = body_text(&body).to_ascii_lowercase();
+    assert!(text.starts_with("get /echo\n"), "{text}");
     assert!(!text.contains("x-cmux-port-internal"), "{text}");
     assert!(!text.contains("x-cmux-workspace-internal"), "{text}");
     assert!(
@@ -179,8 +184,10 @@ async fn host_subdomain_routing() {
     }
 }
 
+/// Large bodies both ways arrive whole (sha256); that they stream is
+/// `request_bodies_reach_the_target_before_the_client_finishes` and the SSE test.
 #[tokio::test(flavor = "multi_thread")]
-async fn large_upload_and_download_stream_intact() {
+async fn large_upload_and_download_arrive_intact() {
     const SIZE: usize = 32 << 20;
     let up = Upstream::start().await;
     let proxy = Proxy::start(&[]);
@@ -218,16 +225,167 @@ async fn large_upload_and_download_stream_intact() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// A target that tells (on the channel it returns) when the first bytes of a request's
+/// body have reached it, then reads the body to its end (`Content-Length`, or the chunked
+/// terminator) and answers with how many bytes came after the head.
+async fn body_watcher() -> (std::net::SocketAddr, tokio::sync::mpsc::Receiver<usize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (seen, rx) = tokio::sync::mpsc::channel(4);
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let mut data = Vec::new();
+                let mut buf = vec![0u8; 64 << 10];
+                let mut told = false;
+                loop {
+                    let n = match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n,
+                    };
+                    data.extend_from_slice(&buf[..n]);
+                    let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        continue;
+                    };
+                    let head = String::from_utf8_lossy(&data[..end]).to_ascii_lowercase();
+                    let body = data.len() - end - 4;
+                    if body > 0 && !told {
+                        told = true;
+                        let _ = seen.send(body).await;
+                    }
+                    let length = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse::<usize>().ok());
+                    let done = match length {
+                        Some(len) => body >= len,
+                        None => data.ends_with(b"\r\n0\r\n\r\n"),
+                    };
+                    if done {
+                        let text = format!("{body} bytes");
+                        let reply = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+                            text.len()
+                        );
+                        let _ = s.write_all(reply.as_bytes()).await;
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, rx)
+}
+
+/// Request bodies stream: the target has the first bytes of an upload while the client
+/// still holds the rest back (it sends the rest only after that), with `Content-Length`
+/// and chunked. A proxy that buffered the body before forwarding it would fail here.
+#[tokio::test(flavor = "multi_thread")]
+async fn request_bodies_reach_the_target_before_the_client_finishes() {
+    const FIRST: usize = 256 << 10;
+    const REST: usize = 768 << 10;
+    let (upstream, mut seen) = body_watcher().await;
+    let proxy = Proxy::start(&[]);
+    let data = pattern(FIRST + REST);
+    for chunked in [false, true] {
+        let mut s = TcpStream::connect(proxy.addr).await.unwrap();
+        let framing = if chunked {
+            "Transfer-Encoding: chunked".to_string()
+        } else {
+            format!("Content-Length: {}", FIRST + REST)
+        };
+        let head = format!(
+            "POST /upload HTTP/1.1\r\nHost: x\r\nX-Cmux-Port-Internal: {}\r\n{framing}\r\nConnection: close\r\n\r\n",
+            upstream.port()
+        );
+        s.write_all(head.as_bytes()).await.unwrap();
+        let piece = |bytes: &[u8]| {
+            let mut out = Vec::new();
+            if chunked {
+                out.extend_from_slice(format!("{:x}\r\n", bytes.len()).as_bytes());
+            }
+            out.extend_from_slice(bytes);
+            if chunked {
+                out.extend_from_slice(b"\r\n");
+            }
+            out
+        };
+        s.write_all(&piece(&data[..FIRST])).await.unwrap();
+        let first = tokio::time::timeout(Duration::from_secs(10), seen.recv())
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "chunked={chunked}: no byte of the body reached the target while the \
+                     client held the rest back (10 s)"
+                )
+            })
+            .expect("the target runs");
+        assert!(first > 0 && first <= FIRST, "chunked={chunked}: {first}");
+        let mut rest = piece(&data[FIRST..]);
+        if chunked {
+            rest.extend_from_slice(b"0\r\n\r\n");
+        }
+        s.write_all(&rest).await.unwrap();
+        let answer = String::from_utf8_lossy(&read_until_close(&mut s).await).to_string();
+        assert!(
+            answer.starts_with("HTTP/1.1 200 "),
+            "chunked={chunked}: {answer}"
+        );
+        if !chunked {
+            assert!(
+                answer.ends_with(&format!("\r\n\r\n{} bytes", FIRST + REST)),
+                "{answer}"
+            );
+        }
+    }
+}
+
+/// An event stream that sends its head and a first event, then waits for `go` before its
+/// second event and its end.
+async fn gated_event_stream() -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (go, gate) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let Ok((mut s, _)) = listener.accept().await else {
+            return;
+        };
+        let mut head = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => head.extend_from_slice(&buf[..n]),
+            }
+        }
+        let chunk = |data: &str| format!("{:x}\r\n{data}\r\n", data.len());
+        let first = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n{}",
+            chunk("data: first\n\n")
+        );
+        if s.write_all(first.as_bytes()).await.is_err() {
+            return;
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(20), gate).await;
+        let rest = format!("{}0\r\n\r\n", chunk("data: second\n\n"));
+        let _ = s.write_all(rest.as_bytes()).await;
+    });
+    (addr, go)
+}
+
+/// Events are passed on as the target writes them: the first event reaches the client
+/// while the target still holds the second one back (it sends it only after that), so a
+/// proxy that buffered the response would fail here, whatever the machine's load.
 #[tokio::test(flavor = "multi_thread")]
 async fn server_sent_events_arrive_as_written() {
-    let up = Upstream::start().await;
+    let (upstream, go) = gated_event_stream().await;
     let proxy = Proxy::start(&[]);
     let mut s = TcpStream::connect(proxy.addr).await.unwrap();
-    let start = Instant::now();
     s.write_all(
         format!(
             "GET /sse HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\nX-Cmux-Port-Internal: {}\r\n\r\n",
-            up.port()
+            upstream.port()
         )
         .as_bytes(),
     )
@@ -235,38 +393,30 @@ async fn server_sent_events_arrive_as_written() {
     .unwrap();
     let mut seen = Vec::new();
     let mut buf = [0u8; 4096];
-    let mut first_at = None;
-    tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            let n = s.read(&mut buf).await.unwrap();
-            assert!(
-                n > 0,
-                "stream ended early: {}",
-                String::from_utf8_lossy(&seen)
-            );
-            seen.extend_from_slice(&buf[..n]);
-            let text = String::from_utf8_lossy(&seen);
-            if first_at.is_none() && text.contains("data: first") {
-                first_at = Some(start.elapsed());
+    let mut read_until = async |s: &mut TcpStream, seen: &mut Vec<u8>, what: &str| {
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while !String::from_utf8_lossy(seen).contains(what) {
+                let n = s.read(&mut buf).await.unwrap();
+                assert!(
+                    n > 0,
+                    "stream ended early: {}",
+                    String::from_utf8_lossy(seen)
+                );
+                seen.extend_from_slice(&buf[..n]);
             }
-            if text.contains("data: second") && text.ends_with("0\r\n\r\n") {
-                break;
-            }
-        }
-    })
-    .await
-    .expect("SSE stream in time");
-    let first = first_at.expect("first event");
-    let total = start.elapsed();
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{what:?} did not arrive: {}", String::from_utf8_lossy(seen)));
+    };
+    read_until(&mut s, &mut seen, "data: first").await;
     assert!(
-        first < Duration::from_millis(800),
-        "first event after {first:?}"
+        !String::from_utf8_lossy(&seen).contains("data: second"),
+        "the second event was not sent yet"
     );
-    assert!(
-        total >= Duration::from_millis(1400),
-        "stream ended at {total:?}"
-    );
+    go.send(()).unwrap();
+    read_until(&mut s, &mut seen, "0\r\n\r\n").await;
     let text = String::from_utf8_lossy(&seen);
+    assert!(text.contains("data: second"), "{text}");
     assert!(text.contains("text/event-stream"), "{text}");
 }
 

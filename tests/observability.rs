@@ -211,9 +211,26 @@ async fn metrics_count_a_known_sequence() {
     assert_eq!(metric(&open, "cmux_open_tunnels{kind=\"connect\"}"), 1.0);
     t.shutdown().await.unwrap();
     read_to_end(&mut t).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
 
-    let after = tokio::task::block_in_place(|| parse_prometheus(&admin_get(&proxy, "/metrics").2));
+    // The tunnel's end is counted once the proxy has seen it close: poll (bounded) until
+    // the gauge is back to 0 and the tunnel is counted, then compare.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let after = loop {
+        let m = tokio::task::block_in_place(|| parse_prometheus(&admin_get(&proxy, "/metrics").2));
+        let connect_done = metric(&m, "cmux_requests_total{kind=\"connect\",status=\"2xx\"}")
+            - metric(
+                &before,
+                "cmux_requests_total{kind=\"connect\",status=\"2xx\"}",
+            );
+        if metric(&m, "cmux_open_tunnels{kind=\"connect\"}") == 0.0 && connect_done >= 1.0 {
+            break m;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the tunnel's end was not counted"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     let delta = |series: &str| metric(&after, series) - metric(&before, series);
     assert_eq!(
         delta("cmux_requests_total{kind=\"http\",status=\"2xx\"}"),
@@ -306,16 +323,32 @@ async fn healthz_turns_503_during_graceful_shutdown() {
         upstream.port()
     );
     slow.write_all(slow_req.as_bytes()).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    // One keep-alive connection to the admin listener, opened before the signal.
-    let mut s = TcpStream::connect(proxy.admin).await.unwrap();
+    upstream.wait_requests(1).await;
+    // Keep-alive connections to the admin listener, each opened and used before the
+    // signal. pingora closes a keep-alive connection after an answer once shutdown has
+    // begun, so each is asked at most once after the signal.
     let ask = b"GET /healthz HTTP/1.1\r\nHost: admin\r\n\r\n";
-    s.write_all(ask).await.unwrap();
-    let head = read_head(&mut s).await;
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    let mut body = [0u8; 3];
-    s.read_exact(&mut body).await.unwrap();
-    assert_eq!(&body, b"ok\n");
+    async fn healthz(s: &mut TcpStream, ask: &[u8]) -> (String, Vec<u8>) {
+        if s.write_all(ask).await.is_err() {
+            return (String::new(), Vec::new());
+        }
+        let head = read_head(s).await;
+        let len: usize = header_values(&head, "content-length")
+            .first()
+            .and_then(|l| l.parse().ok())
+            .unwrap_or(0);
+        let mut body = vec![0u8; len];
+        let _ = s.read_exact(&mut body).await;
+        (head, body)
+    }
+    let mut admin = Vec::new();
+    for _ in 0..5 {
+        let mut s = TcpStream::connect(proxy.admin).await.unwrap();
+        let (head, body) = healthz(&mut s, ask).await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert_eq!(body, b"ok\n");
+        admin.push(s);
+    }
 
     let pid = proxy.child.id();
     assert!(std::process::Command::new("kill")
@@ -323,10 +356,34 @@ async fn healthz_turns_503_during_graceful_shutdown() {
         .status()
         .unwrap()
         .success());
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    s.write_all(ask).await.unwrap();
-    let head = read_head(&mut s).await;
-    assert!(head.starts_with("HTTP/1.1 503"), "{head}");
+    // Shutdown has begun once the proxy's listener is closed (bounded wait).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while TcpStream::connect(proxy.addr).await.is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "the listener still accepts 5 s after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Then /healthz says 503 on a connection opened before the signal (the next one is
+    // asked only if the shutdown's flag came a moment after the listener's close).
+    let mut answers = Vec::new();
+    for s in &mut admin {
+        let (head, body) = healthz(s, ask).await;
+        let done = head.starts_with("HTTP/1.1 503");
+        answers.push(head);
+        if done {
+            assert_eq!(body, b"shutting down\n");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        answers
+            .last()
+            .is_some_and(|h| h.starts_with("HTTP/1.1 503")),
+        "{answers:?}"
+    );
     // The request in flight still completes.
     let mut answer = String::new();
     slow.read_to_string(&mut answer).await.unwrap();
@@ -391,4 +448,118 @@ async fn workspace_ports_and_version() {
     assert_eq!(status, 200);
     assert_eq!(body, format!("cmux-proxy {}\n", env!("CARGO_PKG_VERSION")));
     drop((ws3, ws4));
+}
+
+/// `SIGHUP` reopens the access log file, as logrotate needs: after the file is moved away
+/// and the signal sent, lines go to a new file at the old path.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_access_log_is_reopened_on_sighup() {
+    let up = Upstream::start().await;
+    let dir = tempdir();
+    let log = dir.join("access.log");
+    let rotated = dir.join("access.log.1");
+    let proxy = Proxy::start(&["--access-log", log.to_str().unwrap()]);
+    let port = format!("X-Cmux-Port-Internal: {}", up.port());
+    let get = |n: usize| {
+        let (status, _, _) = curl_full(&["-H", &port, &proxy.url(&format!("/line-{n}"))]);
+        assert_eq!(status, 404, "the upstream's own 404");
+    };
+    tokio::task::block_in_place(|| get(0));
+    assert_eq!(
+        tokio::task::block_in_place(|| wait_for_lines(&log, 1)).len(),
+        1
+    );
+    std::fs::rename(&log, &rotated).unwrap();
+    assert!(std::process::Command::new("kill")
+        .args(["-HUP", &proxy.child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    // The signal is handled asynchronously: requests until a line lands in the new file.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut n = 1;
+    while std::fs::read_to_string(&log).map_or(true, |t| t.is_empty()) {
+        assert!(Instant::now() < deadline, "no new access log after SIGHUP");
+        tokio::task::block_in_place(|| get(n));
+        n += 1;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let old = std::fs::read_to_string(&rotated).unwrap();
+    let new = std::fs::read_to_string(&log).unwrap();
+    assert!(old.contains("\"GET /line-0\""), "{old}");
+    assert!(!new.contains("\"GET /line-0\""), "{new}");
+    let last = format!("\"GET /line-{}\"", n - 1);
+    assert!(
+        new.contains(&last),
+        "the last request is in the new file: {new}"
+    );
+    assert_eq!(
+        old.lines().count() + new.lines().count(),
+        n,
+        "every line in one of the two files\nold:\n{old}\nnew:\n{new}"
+    );
+}
+
+/// A log destination that takes nothing (a pipe nobody reads, as a stalled disk) drops
+/// lines and counts them in `cmux_access_log_dropped_total`; requests are not held up.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stalled_access_log_drops_lines_and_counts_them() {
+    use std::os::unix::fs::OpenOptionsExt;
+    let up = Upstream::start().await;
+    let dir = tempdir();
+    let fifo = dir.join("access.fifo");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    // A reader that never reads: the proxy can open the pipe, and it fills up (64 KiB).
+    let _reader = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo)
+        .unwrap();
+    let proxy = std::sync::Arc::new(Proxy::start(&["--access-log", fifo.to_str().unwrap()]));
+    let dropped = |m: &HashMap<String, f64>| metric(m, "cmux_access_log_dropped_total");
+    let before = tokio::task::block_in_place(|| parse_prometheus(&admin_get(&proxy, "/metrics").2));
+    assert!(before.contains_key("cmux_access_log_dropped_total"));
+    assert_eq!(dropped(&before), 0.0);
+
+    // 20,000 requests on 8 keep-alive connections: more lines than the pipe (about 500)
+    // and the writer's queue (16,384) hold. Each must be answered, promptly.
+    let started = Instant::now();
+    let mut clients = Vec::new();
+    for c in 0..8 {
+        let (proxy, port) = (proxy.clone(), up.port());
+        clients.push(tokio::spawn(async move {
+            let mut s = TcpStream::connect(proxy.addr).await.unwrap();
+            for i in 0..2500 {
+                let req = format!(
+                    "GET /download/1?c={c}&i={i} HTTP/1.1\r\nHost: x\r\nX-Cmux-Port-Internal: {port}\r\n\r\n"
+                );
+                s.write_all(req.as_bytes()).await.unwrap();
+                let head = read_head(&mut s).await;
+                assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+                let mut body = [0u8; 1];
+                s.read_exact(&mut body).await.unwrap();
+            }
+        }));
+    }
+    for c in clients {
+        tokio::time::timeout(Duration::from_secs(120), c)
+            .await
+            .expect("requests are not held up by the log")
+            .unwrap();
+    }
+    let took = started.elapsed();
+    let after = tokio::task::block_in_place(|| parse_prometheus(&admin_get(&proxy, "/metrics").2));
+    println!(
+        "stalled access log: 20000 requests in {took:?}, {} lines dropped",
+        dropped(&after)
+    );
+    assert!(
+        dropped(&after) >= 20_000.0 - 16_384.0 - 1_000.0,
+        "{} dropped",
+        dropped(&after)
+    );
 }

@@ -6,7 +6,16 @@ import { copyFileSync, renameSync, writeFileSync as writeWhole } from 'node:fs';
 import { join } from 'node:path';
 import { nextPage, titleCss, writeNextApp, writeViteApp } from './lib/apps.mjs';
 import { colorOf, launch, mark, openPage, sameDocument, textOf } from './lib/browser.mjs';
-import { assert, check, failures, noConsoleErrors, summary, timed, timing } from './lib/checks.mjs';
+import {
+  assert,
+  check,
+  failed,
+  failures,
+  noConsoleErrors,
+  summary,
+  timed,
+  timing,
+} from './lib/checks.mjs';
 import { accepts, sleep, stopAll, until } from './lib/procs.mjs';
 import { setUp, startNext, startVite, tearDown } from './lib/stack.mjs';
 
@@ -199,7 +208,8 @@ try {
 } finally {
   await browser?.close().catch(() => {});
   await stopAll();
-  await stack.ctl('stop').catch((e) => console.log(`proxy stop: ${e.message}`));
+  // A stop that fails (the daemon does not exit, or cmux-proxyctl errs) fails the suite.
+  await stack.ctl('stop').catch((e) => failed('proxy: cmux-proxyctl stop', e.message));
   const keep = process.env.BROWSER_E2E_KEEP === '1' || process.exitCode === 1 || failures() > 0;
   if (keep) console.log(`kept ${tmp} (logs of the proxy and the dev servers)`);
   tearDown(stack, keep);

@@ -27,4 +27,9 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
   npm ci --no-audit --no-fund --loglevel=error
 fi
 rm -rf .run-* # what an interrupted run left
+# The proxy's settings (CMUX_LISTEN, CMUX_AUTH_TOKEN_FILE, ...) from the caller's shell
+# must not reach the daemon: only this suite's own CMUX_PROXY_BIN and CMUX_SHIM stay.
+for var in $(compgen -e); do
+  case $var in CMUX_PROXY_BIN | CMUX_SHIM) ;; CMUX_*) unset "$var" ;; esac
+done
 exec timeout -k 10 "${BROWSER_E2E_TIMEOUT:-240}" node run.mjs

@@ -119,6 +119,28 @@ static int test_vectors_file(void)
     return rows;
 }
 
+/* The address the vectors file gives `name` (a name without blanks), in `out`; 0 when the
+ * file has no such row. The expectations of the tests below come from here, never from
+ * the code under test. */
+static int vector_address(const char *name, char *out, size_t outlen)
+{
+    char path[PATH_MAX], line[512], want[200];
+    vectors_path(path, sizeof path);
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    snprintf(want, sizeof want, "|%s|\t", name);
+    int found = 0;
+    while (!found && fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\r\n")] = '\0';
+        if (!strncmp(line, want, strlen(want))) {
+            snprintf(out, outlen, "%s", line + strlen(want));
+            found = 1;
+        }
+    }
+    fclose(f);
+    return found;
+}
+
 static void test_vectors(void)
 {
     int rows = test_vectors_file();
@@ -532,7 +554,7 @@ static void test_cwd(void)
     char env[PATH_MAX + 100], want[32], what[160];
     snprintf(root, sizeof root, "CMUX_WORKSPACE_ROOT=%s", tmpdir);
     mk("workspace-12"); mk("workspace-12/src"); mk("workspace-12/src/deep");
-    mk("workspace-abc"); mk("workspace-0"); mk("workspace-\xc3\xa9"); mk("other");
+    mk("workspace-a"); mk("workspace-0"); mk("workspace-\xc3\xa9"); mk("other");
     mk("other/workspace-3"); mk("root");
 
 #define CWD(sub) (snprintf(cwd, sizeof cwd, "%s/%s", tmpdir, sub), cwd)
@@ -540,10 +562,14 @@ static void test_cwd(void)
            "127.18.0.12:", 1);
     expect("cwd in a subdirectory of the workspace", CWD("workspace-12/src/deep"), root,
            "bind4 0.0.0.0", "127.18.0.12:", 1);
-    rule("workspace-abc", 13, want, sizeof want);
-    strcat(want, ":");
-    snprintf(what, sizeof what, "cwd workspace-abc (hashed) -> %s", want);
-    expect(what, CWD("workspace-abc"), root, "bind4 0.0.0.0", want, 1);
+    /* A hashed name: the expected address is the vectors file's row for it. */
+    if (vector_address("workspace-a", want, sizeof want - 1)) {
+        strcat(want, ":");
+        snprintf(what, sizeof what, "cwd workspace-a (hashed) -> %s (the vectors file)", want);
+        expect(what, CWD("workspace-a"), root, "bind4 0.0.0.0", want, 1);
+    } else {
+        check(0, "the vectors file has a row for workspace-a", NULL);
+    }
     expect("cwd not in a workspace: untouched", CWD("other"), root, "bind4 0.0.0.0",
            "0.0.0.0:", 1);
     expect("cwd workspace-* not directly under the root: untouched", CWD("other/workspace-3"),

@@ -164,8 +164,18 @@ pub fn node(ip: IpAddr, port: u16, upstream_host: IpAddr) -> Proxy {
     )
 }
 
-/// An edge on a free loopback port, asking `dns`.
+/// An edge on a free loopback port, asking `dns`, with a connect timeout of 1 s.
 pub fn edge(dns: &Dns, machine_port: u16, extra: &[&str]) -> Proxy {
+    edge_with_connect_timeout(dns, machine_port, 1000, extra)
+}
+
+/// [`edge`] with a connect timeout of `connect_timeout_ms`.
+pub fn edge_with_connect_timeout(
+    dns: &Dns,
+    machine_port: u16,
+    connect_timeout_ms: u64,
+    extra: &[&str],
+) -> Proxy {
     let conf = crate::common::tempdir().join("edge.yaml");
     std::fs::write(
         &conf,
@@ -187,7 +197,7 @@ pub fn edge(dns: &Dns, machine_port: u16, extra: &[&str]) -> Proxy {
         "--node-token".into(),
         NODE_TOKEN.into(),
         "--connect-timeout-ms".into(),
-        "1000".into(),
+        connect_timeout_ms.to_string(),
     ];
     args.extend(extra.iter().map(|s| s.to_string()));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();

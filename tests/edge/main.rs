@@ -44,7 +44,17 @@ async fn routes_by_host_and_headers_through_dns() {
         ip("127.30.1.3"),
         ip("::1"),
     ];
-    let port = port_free_on(&[nodes_ips[0], nodes_ips[1], nodes_ips[3]]);
+    // The IPv6-only machine needs an IPv6 loopback, which a host may not have.
+    let v6 = have_ipv6_loopback();
+    if !v6 {
+        skip("edge: routes_by_host_and_headers_through_dns: no IPv6 loopback (::1), the IPv6-only machine left out");
+    }
+    let ports_on: Vec<IpAddr> = if v6 {
+        vec![nodes_ips[0], nodes_ips[1], nodes_ips[3]]
+    } else {
+        vec![nodes_ips[0], nodes_ips[1]]
+    };
+    let port = port_free_on(&ports_on);
     let srv_port = port_free_on(&nodes_ips[2..3]);
     let dns = Dns::start(
         &[
@@ -58,7 +68,7 @@ async fn routes_by_host_and_headers_through_dns() {
         1,
     );
     let up6 = ident(ip("127.31.1.6"), "node-6").await;
-    let _n6 = node(nodes_ips[3], port, ip("127.31.1.6"));
+    let _n6 = v6.then(|| node(nodes_ips[3], port, ip("127.31.1.6")));
     let up1 = ident(ip("127.31.1.1"), "node-1").await;
     let up2 = ident(ip("127.31.1.2"), "node-2").await;
     let up3 = ident(ip("127.31.1.3"), "node-3").await;
@@ -117,12 +127,14 @@ async fn routes_by_host_and_headers_through_dns() {
     );
 
     // An IPv6-only machine.
-    let (status, _, body) = get(&edge, &[host(format!("{up6}--m6.{EDGE_DOMAIN}"))]);
-    assert_eq!(
-        (status, body.lines().next()),
-        (200, Some("node-6")),
-        "{body}"
-    );
+    if v6 {
+        let (status, _, body) = get(&edge, &[host(format!("{up6}--m6.{EDGE_DOMAIN}"))]);
+        assert_eq!(
+            (status, body.lines().next()),
+            (200, Some("node-6")),
+            "{body}"
+        );
+    }
 
     // The node token lets the edge in where a client without it is refused.
     let (status, _, _) = curl_full(&["-H", &format!("X-Cmux-Port-Internal: {up1}"), &n1.url("/")]);
@@ -266,7 +278,9 @@ async fn a_dead_machine_fails_only_its_own_requests_promptly() {
     let up2 = ident(ip("127.31.3.2"), "node-2").await;
     let _n1 = node(ips[0], port, ip("127.31.3.1"));
     let mut n2 = node(ips[1], port, ip("127.31.3.2"));
-    let edge = edge(&dns, port, &[]);
+    // A long connect timeout (10 s), so that "promptly" (a refused connection answered at
+    // once, not at the timeout) shows whatever the machine's load.
+    let edge = edge_with_connect_timeout(&dns, port, 10_000, &[]);
     let to = |m: &str, p: u16| vec![host(format!("{p}--{m}.{EDGE_DOMAIN}"))];
     assert_eq!(get(&edge, &to("m2", up2)).0, 200);
 
@@ -278,7 +292,7 @@ async fn a_dead_machine_fails_only_its_own_requests_promptly() {
         let took = started.elapsed();
         assert_eq!(status, 502, "{body}");
         assert!(body.contains("machine \"m2\" is unreachable"), "{body}");
-        assert!(took < Duration::from_millis(900), "took {took:?}");
+        assert!(took < Duration::from_secs(5), "took {took:?}");
         let (status, _, body) = get(&edge, &to("m1", up1));
         assert_eq!((status, body.lines().next()), (200, Some("node-1")));
     }
@@ -354,7 +368,7 @@ async fn a_silent_dns_server_costs_at_most_the_connect_timeout() {
             "--dns-servers",
             &dns_addr,
             "--connect-timeout-ms",
-            "800",
+            "3000",
         ],
     );
     let started = Instant::now();
@@ -369,7 +383,9 @@ async fn a_silent_dns_server_costs_at_most_the_connect_timeout() {
     let took = started.elapsed();
     assert_eq!(status, 502, "{body}");
     assert!(body.contains("\"code\":\"dns_failed\""), "{body}");
-    assert!(took < Duration::from_millis(1500), "took {took:?}");
+    // The connect timeout (3 s) and some slack for curl on a busy machine; without the
+    // bound the resolver would go on for its own timeouts and attempts (6 s and more).
+    assert!(took < Duration::from_secs(5), "took {took:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -381,7 +397,7 @@ async fn a_machine_that_accepts_nothing_gets_504_within_the_connect_timeout() {
     let at = std::net::SocketAddr::new(node_ip, port);
     let (_, _fillers, _listener) = unanswering_target(at).await;
     let dns = Dns::start(&[("m9", node_ip)], &[], 1);
-    let edge = edge(&dns, port, &[]); // connect timeout 1000 ms
+    let edge = edge_with_connect_timeout(&dns, port, 2000, &[]);
     let started = Instant::now();
     let (status, _, body) = get(
         &edge,
@@ -394,8 +410,8 @@ async fn a_machine_that_accepts_nothing_gets_504_within_the_connect_timeout() {
     assert_eq!(status, 504, "{body}");
     assert!(body.contains("\"code\":\"machine_unreachable\""), "{body}");
     assert!(
-        took >= Duration::from_millis(900) && took < Duration::from_millis(2500),
-        "took {took:?}"
+        took >= Duration::from_millis(1900) && took < Duration::from_secs(5),
+        "took {took:?} (connect timeout 2 s)"
     );
     // CONNECT gets the same answer in the same time.
     let started = Instant::now();
@@ -405,16 +421,15 @@ async fn a_machine_that_accepts_nothing_gets_504_within_the_connect_timeout() {
     s.write_all(head.as_bytes()).await.unwrap();
     let answer = String::from_utf8_lossy(&read_until_close(&mut s).await).to_string();
     assert!(answer.starts_with("HTTP/1.1 504 "), "{answer}");
-    assert!(started.elapsed() < Duration::from_millis(2500));
+    assert!(started.elapsed() < Duration::from_secs(5));
 }
 
 #[test]
 fn edge_settings_are_checked_at_start_up() {
     let run = |args: &[&str]| {
-        std::process::Command::new(PROXY_BIN)
+        without_cmux_env(&mut std::process::Command::new(PROXY_BIN))
             .args(["-t", "--listen", "127.0.0.1:1", "--admin-listen", "off"])
             .args(args)
-            .env_remove("CMUX_MODE")
             .output()
             .unwrap()
     };

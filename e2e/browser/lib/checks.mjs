@@ -55,6 +55,12 @@ export function noConsoleErrors(page, expected = []) {
 
 export const failures = () => results.failed;
 
+/** A failure outside a check (the proxy's stop at the end): reported and counted. */
+export function failed(name, why) {
+  results.failed++;
+  console.log(`FAIL ${name}: ${why}`);
+}
+
 export function summary(totalMs) {
   console.log('timings (ms):');
   for (const [label, ms] of timings) console.log(`  ${label.padEnd(52)} ${String(ms).padStart(6)}`);

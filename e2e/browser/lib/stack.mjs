@@ -57,7 +57,12 @@ cmux_proxy:
   access_log: ${tmp}/access.log
 `,
   );
-  const ctlEnv = { ...process.env, CMUX_PROXY_BIN: PROXY_BIN };
+  // No CMUX_* setting of the caller's reaches cmux-proxyctl or the proxy (run.sh unsets
+  // them too); the binary is the one under test.
+  const ctlEnv = Object.fromEntries(
+    Object.entries(process.env).filter(([k]) => !k.startsWith('CMUX_')),
+  );
+  ctlEnv.CMUX_PROXY_BIN = PROXY_BIN;
   const ctl = (...args) => run(CTL, [...args, '-c', conf], { env: ctlEnv, timeoutMs: 40000 });
   return { tmp, conf, ctl, proxyPort, vitePort, nextPort };
 }
