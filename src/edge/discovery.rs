@@ -8,6 +8,7 @@
 //! request costs a cache look-up, not a query.
 
 use super::settings::EdgeSettings;
+use super::EdgeError;
 use hickory_resolver::config::{
     ConnectionConfig, NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts,
 };
@@ -96,18 +97,17 @@ fn config(servers: &[SocketAddr]) -> ResolverConfig {
 impl Discovery {
     /// A resolver for `settings.dns_servers`, or the system's when there are none.
     /// `deadline` is the connect timeout: no look-up waits longer.
-    pub fn new(settings: &EdgeSettings, deadline: Duration) -> Result<Self, String> {
+    pub fn new(settings: &EdgeSettings, deadline: Duration) -> Result<Self, EdgeError> {
         let provider = TokioRuntimeProvider::default();
         let builder = if settings.dns_servers.is_empty() {
-            TokioResolver::builder(provider)
-                .map_err(|e| format!("cannot read the system's DNS configuration: {e}"))?
+            TokioResolver::builder(provider).map_err(|e| EdgeError::SystemDns(e.to_string()))?
         } else {
             TokioResolver::builder_with_config(config(&settings.dns_servers), provider)
         };
         let resolver = builder
             .with_options(options(settings, deadline))
             .build()
-            .map_err(|e| format!("cannot set up the DNS resolver: {e}"))?;
+            .map_err(|e| EdgeError::Resolver(e.to_string()))?;
         Ok(Discovery {
             resolver,
             suffix: settings.machine_dns_suffix.trim_matches('.').to_string(),

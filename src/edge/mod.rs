@@ -18,6 +18,17 @@ use http::HeaderValue;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Why an edge cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum EdgeError {
+    #[error("node_token must be printable ASCII")]
+    NodeToken,
+    #[error("cannot read the system's DNS configuration: {0}")]
+    SystemDns(String),
+    #[error("cannot set up the DNS resolver: {0}")]
+    Resolver(String),
+}
+
 /// An edge's shared state.
 pub struct Edge {
     pub settings: EdgeSettings,
@@ -29,12 +40,9 @@ pub struct Edge {
 
 impl Edge {
     /// `connect_timeout` also bounds every DNS look-up.
-    pub fn new(settings: EdgeSettings, connect_timeout: Duration) -> Result<Self, String> {
+    pub fn new(settings: EdgeSettings, connect_timeout: Duration) -> Result<Self, EdgeError> {
         let node_token = match &settings.node_token {
-            Some(t) => Some(
-                HeaderValue::from_str(t)
-                    .map_err(|_| "node_token must be printable ASCII".to_string())?,
-            ),
+            Some(t) => Some(HeaderValue::from_str(t).map_err(|_| EdgeError::NodeToken)?),
             None => None,
         };
         Ok(Edge {

@@ -1,6 +1,7 @@
 //! Why the shared state could not be built: start-up stops with the message.
 
 use crate::access::TokenError;
+use crate::edge::EdgeError;
 use std::io;
 
 /// Why the shared state could not be built.
@@ -10,7 +11,7 @@ pub enum StateError {
     AccessLog(#[source] io::Error),
     #[error(transparent)]
     Tokens(#[from] TokenError),
-    /// Edge mode's node token or DNS resolver, in `edge`'s words.
-    #[error("{0}")]
-    Edge(String),
+    /// Edge mode's node token or DNS resolver.
+    #[error(transparent)]
+    Edge(#[from] EdgeError),
 }

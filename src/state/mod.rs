@@ -16,7 +16,7 @@ use crate::access::{Access, ConnectionLimits, TokenError, Tokens};
 use crate::edge::Edge;
 use crate::host::sys;
 use crate::observe::{Recorder, Tunnels};
-use crate::routing::{Mode, RouteRules, Router, WaitPolicy};
+use crate::routing::Router;
 use std::sync::Arc;
 
 /// Shared by the HTTP proxy, the CONNECT tunnel, the dispatcher and the shutdown watcher.
@@ -64,9 +64,10 @@ impl ProxyState {
     /// file that cannot be read.
     pub fn new(settings: &Settings) -> Result<Self, StateError> {
         let edge = match &settings.edge {
-            Some(edge) => Some(Arc::new(
-                Edge::new(edge.clone(), settings.timeouts.connect).map_err(StateError::Edge)?,
-            )),
+            Some(edge) => Some(Arc::new(Edge::new(
+                edge.clone(),
+                settings.timeouts.connect,
+            )?)),
             None => None,
         };
         let recorder = Recorder::open(
@@ -75,22 +76,6 @@ impl ProxyState {
             settings.edge.is_some(),
         )
         .map_err(StateError::AccessLog)?;
-        let rules = RouteRules {
-            mode: match &settings.edge {
-                Some(edge) => Mode::Edge {
-                    domain: edge.edge_domain.clone(),
-                },
-                None => Mode::Node,
-            },
-            upstream_host: settings.upstream_host,
-            wait: WaitPolicy {
-                default: settings.wait_for_port,
-                max: settings.max_wait_for_port,
-            },
-            targets: settings.access.targets.clone(),
-            host_override: settings.host_override,
-            h2c_ports: settings.h2c_ports.clone(),
-        };
         // The proxy's own addresses, admin included, are never targets (508).
         let own: Vec<_> = settings
             .listen
@@ -99,7 +84,7 @@ impl ProxyState {
             .copied()
             .collect();
         Ok(ProxyState {
-            router: Router::new(rules, own),
+            router: Router::new(settings.routing.clone(), own),
             access: access(&settings.access)?,
             timeouts: settings.timeouts,
             tunnel: settings.tunnel,

@@ -6,9 +6,8 @@
 use crate::access::Cidr;
 use crate::edge::EdgeSettings;
 use crate::observe::{AccessLogSettings, MetricsSettings};
-use crate::routing::HostOverrideDefault;
-use crate::routing::{PortRange, TargetPolicy};
-use std::net::{IpAddr, SocketAddr};
+use crate::routing::RouteRules;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -19,16 +18,10 @@ pub struct Settings {
     pub admin: AdminSettings,
     /// `--upstream-host` as given, for messages.
     pub upstream_host_name: String,
-    /// `--upstream-host` resolved once at start-up.
-    pub upstream_host: IpAddr,
-    /// Default wait for a refusing target to start listening.
-    pub wait_for_port: Duration,
-    /// Cap on the wait a request may ask for with `X-Cmux-Wait-Ms`.
-    pub max_wait_for_port: Duration,
-    /// The `Host` a target gets when a request sends no `X-Cmux-Host-Override`.
-    pub host_override: HostOverrideDefault,
-    /// Target ports spoken to in h2c (HTTP/2 in plaintext) rather than HTTP/1.1.
-    pub h2c_ports: Vec<PortRange>,
+    /// Where requests go: `--upstream-host` (resolved once at start-up), the wait for
+    /// a refusing target, the target policy, the host override default, `h2c_ports`,
+    /// and node or edge mode. The router holds it as it is.
+    pub routing: RouteRules,
     pub timeouts: Timeouts,
     pub tunnel: TunnelSettings,
     pub redirects: RedirectSettings,
@@ -93,7 +86,6 @@ pub struct AccessSettings {
     pub trusted_clients: Vec<Cidr>,
     /// Clients allowed to connect at all; empty: any.
     pub allow_clients: Vec<Cidr>,
-    pub targets: TargetPolicy,
     /// Most client connections open at once; `None`: a quarter of the open-file limit.
     pub max_connections: Option<usize>,
     /// Most connections open at once from one client address; `None`: no limit.

@@ -12,7 +12,9 @@ use super::startup_error::SettingError;
 use crate::access::{parse_list, Cidr};
 use crate::observe::access_log::LogTarget;
 use crate::observe::{AccessLogSettings, MetricsSettings};
-use crate::routing::{listen_covers, HostOverrideDefault, PortRange, TargetPolicy};
+use crate::routing::{
+    listen_covers, HostOverrideDefault, Mode, PortRange, RouteRules, TargetPolicy, WaitPolicy,
+};
 use crate::state::{
     AccessSettings, AdminSettings, RedirectSettings, Settings, Timeouts, TunnelSettings,
 };
@@ -36,6 +38,7 @@ fn required_ms(name: &'static str, ms: u64) -> Result<Duration, SettingError> {
 /// Merges flag/env values (already combined by clap) with the conf section and defaults.
 pub fn merge(cli: &Cli, section: ConfSection) -> Result<Settings, SettingError> {
     let access = access_settings(cli, &section)?;
+    let targets = target_policy(&section)?;
     let edge = edge_settings(cli, &section)?;
     let listen = listen_addresses(cli, section.listen)?;
     let upstream_host_name = cli
@@ -60,32 +63,50 @@ pub fn merge(cli: &Cli, section: ConfSection) -> Result<Settings, SettingError> 
         .host_override
         .as_deref()
         .or(section.host_override.as_deref());
-    // Fields are checked in the order written: with several bad values, the first one
+    // Values are checked in the order written: with several bad values, the first one
     // here is reported.
+    let upstream_host = resolve_host(&upstream_host_name)?;
+    let timeouts = Timeouts {
+        connect: required_ms(
+            "connect_timeout_ms",
+            connect_timeout_ms.unwrap_or(DEFAULT_CONNECT_TIMEOUT_MS),
+        )?,
+        request_head: required_ms(
+            "request_head_timeout_ms",
+            head_timeout_ms.unwrap_or(DEFAULT_REQUEST_HEAD_TIMEOUT_MS),
+        )?,
+        upstream_read: optional_ms(section.upstream_read_timeout_ms),
+    };
+    let tunnel = TunnelSettings {
+        idle_timeout: optional_ms(section.tunnel_idle_timeout_ms),
+        send_buffer: tunnel_send_buffer(section.tunnel_send_buffer_bytes)?,
+    };
+    let admin = AdminSettings {
+        listen: admin_address(admin, &listen)?,
+        explicit: admin_explicit,
+    };
+    let routing = RouteRules {
+        mode: match &edge {
+            Some(edge) => Mode::Edge {
+                domain: edge.edge_domain.clone(),
+            },
+            None => Mode::Node,
+        },
+        upstream_host,
+        wait: WaitPolicy {
+            default: Duration::from_millis(wait_for_port_ms),
+            max: Duration::from_millis(max_wait_for_port_ms),
+        },
+        targets,
+        host_override: host_override_default(host_override)?,
+        h2c_ports: port_ranges("h2c_ports", &section.h2c_ports)?,
+    };
     Ok(Settings {
-        upstream_host: resolve_host(&upstream_host_name)?,
+        routing,
         upstream_host_name,
-        timeouts: Timeouts {
-            connect: required_ms(
-                "connect_timeout_ms",
-                connect_timeout_ms.unwrap_or(DEFAULT_CONNECT_TIMEOUT_MS),
-            )?,
-            request_head: required_ms(
-                "request_head_timeout_ms",
-                head_timeout_ms.unwrap_or(DEFAULT_REQUEST_HEAD_TIMEOUT_MS),
-            )?,
-            upstream_read: optional_ms(section.upstream_read_timeout_ms),
-        },
-        wait_for_port: Duration::from_millis(wait_for_port_ms),
-        max_wait_for_port: Duration::from_millis(max_wait_for_port_ms),
-        tunnel: TunnelSettings {
-            idle_timeout: optional_ms(section.tunnel_idle_timeout_ms),
-            send_buffer: tunnel_send_buffer(section.tunnel_send_buffer_bytes)?,
-        },
-        admin: AdminSettings {
-            listen: admin_address(admin, &listen)?,
-            explicit: admin_explicit,
-        },
+        timeouts,
+        tunnel,
+        admin,
         access,
         listen,
         access_log: AccessLogSettings {
@@ -96,11 +117,9 @@ pub fn merge(cli: &Cli, section: ConfSection) -> Result<Settings, SettingError> 
         metrics: MetricsSettings {
             per_target: section.metrics_per_target.unwrap_or(false),
         },
-        host_override: host_override_default(host_override)?,
         redirects: RedirectSettings {
             rewrite_loopback: section.rewrite_loopback_redirects.unwrap_or(true),
         },
-        h2c_ports: port_ranges("h2c_ports", &section.h2c_ports)?,
         edge,
     })
 }
@@ -132,7 +151,7 @@ fn port_ranges(
         .collect()
 }
 
-/// Who may come in, and which targets they may name.
+/// Who may come in.
 fn access_settings(cli: &Cli, section: &ConfSection) -> Result<AccessSettings, SettingError> {
     let at_least_one = |name: &'static str, n: Option<usize>| match n {
         Some(0) => Err(SettingError::NotPositive(name)),
@@ -153,16 +172,20 @@ fn access_settings(cli: &Cli, section: &ConfSection) -> Result<AccessSettings, S
             "allow_clients",
             list_or(&cli.allow_clients, &section.allow_clients),
         )?,
-        targets: TargetPolicy {
-            allow_default_upstream: section.allow_default_upstream.unwrap_or(true),
-            allowed_ports: port_ranges("allowed_ports", &section.allowed_ports)?,
-            denied_ports: port_ranges("denied_ports", &section.denied_ports)?,
-        },
         max_connections: at_least_one("max_connections", section.max_connections)?,
         max_connections_per_client: at_least_one(
             "max_connections_per_client",
             section.max_connections_per_client,
         )?,
+    })
+}
+
+/// Which targets requests may name.
+fn target_policy(section: &ConfSection) -> Result<TargetPolicy, SettingError> {
+    Ok(TargetPolicy {
+        allow_default_upstream: section.allow_default_upstream.unwrap_or(true),
+        allowed_ports: port_ranges("allowed_ports", &section.allowed_ports)?,
+        denied_ports: port_ranges("denied_ports", &section.denied_ports)?,
     })
 }
 
@@ -312,7 +335,10 @@ mod tests {
         };
         let s = merge(&cli(&[]), section()).unwrap();
         assert_eq!(s.listen, vec!["127.0.0.1:9000".parse().unwrap()]);
-        assert_eq!(s.upstream_host, "127.0.0.2".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            s.routing.upstream_host,
+            "127.0.0.2".parse::<IpAddr>().unwrap()
+        );
         assert_eq!(s.timeouts.connect, Duration::from_millis(1234));
         let s = merge(
             &cli(&["--listen", "127.0.0.1:1", "--upstream-host", "::1"]),
@@ -320,7 +346,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.listen, vec!["127.0.0.1:1".parse().unwrap()]);
-        assert_eq!(s.upstream_host, "::1".parse::<IpAddr>().unwrap());
+        assert_eq!(s.routing.upstream_host, "::1".parse::<IpAddr>().unwrap());
         let s = merge(&cli(&[]), ConfSection::default()).unwrap();
         assert_eq!(s.timeouts.connect, Duration::from_millis(5000));
         assert_eq!(s.upstream_host_name, "127.0.0.1");
@@ -333,12 +359,15 @@ mod tests {
             ..Default::default()
         };
         let s = merge(&cli(&[]), ConfSection::default()).unwrap();
-        assert_eq!(s.host_override, HostOverrideDefault::Keep);
+        assert_eq!(s.routing.host_override, HostOverrideDefault::Keep);
         assert!(s.redirects.rewrite_loopback);
         let s = merge(&cli(&[]), conf()).unwrap();
-        assert_eq!(s.host_override, HostOverrideDefault::TargetLocalhost);
+        assert_eq!(
+            s.routing.host_override,
+            HostOverrideDefault::TargetLocalhost
+        );
         let s = merge(&cli(&["--host-override", "keep"]), conf()).unwrap();
-        assert_eq!(s.host_override, HostOverrideDefault::Keep);
+        assert_eq!(s.routing.host_override, HostOverrideDefault::Keep);
         let e = merge(&cli(&["--host-override", "example.com"]), conf()).unwrap_err();
         assert!(
             e.to_string()
@@ -364,7 +393,7 @@ mod tests {
             )
         };
         let s = with(&["50051", "9000-9002,7000"]).unwrap();
-        let ports: Vec<_> = s.h2c_ports.iter().map(|r| r.0.clone()).collect();
+        let ports: Vec<_> = s.routing.h2c_ports.iter().map(|r| r.0.clone()).collect();
         assert_eq!(ports, vec![50051..=50051, 9000..=9002, 7000..=7000]);
         let e = with(&["grpc"]).unwrap_err();
         assert!(
@@ -373,6 +402,7 @@ mod tests {
         );
         assert!(merge(&cli(&[]), ConfSection::default())
             .unwrap()
+            .routing
             .h2c_ports
             .is_empty());
     }
