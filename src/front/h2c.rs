@@ -8,8 +8,17 @@
 //! flight closes after the keep-alive idle time (as an idle HTTP/1.1 connection does),
 //! and a client that keeps sending malformed streams is cut off. Each stream is one
 //! request for pingora's HTTP proxy, with the same hooks as an HTTP/1.1 request.
+//!
+//! Each stream to an HTTP/1.1 target takes an upstream socket of its own, so a stream
+//! beyond the connection's first counts against the connection limits like a connection
+//! (`access::ConnectionLimits::admit_stream`); one over them is answered 503 with
+//! `Retry-After`, and the others on the connection go on.
 
+use crate::error::{BodyFormat, ProxyError, ProxyErrorKind};
+use crate::observe::{EndReason, Entry, RequestKind};
+use crate::state::ProxyState;
 use pingora::apps::HttpServerApp;
+use pingora::http::ResponseHeader;
 use pingora::protocols::http::v2::server::{self, H2Accept, HttpSession};
 use pingora::protocols::http::ServerSession;
 use pingora::protocols::{Digest, Stream};
@@ -55,6 +64,10 @@ struct InFlight {
 struct StreamGuard(Arc<InFlight>);
 
 impl InFlight {
+    fn busy(&self) -> bool {
+        self.count.load(Ordering::Acquire) != 0
+    }
+
     fn start(self: &Arc<Self>) -> StreamGuard {
         self.count.fetch_add(1, Ordering::AcqRel);
         StreamGuard(self.clone())
@@ -82,17 +95,50 @@ impl Drop for StreamGuard {
     }
 }
 
+/// Answers a stream over the connection limits: 503 with `Retry-After`, logged and
+/// counted as an `overloaded` refusal.
+async fn refuse_stream(mut session: HttpSession, why: String, state: &ProxyState) {
+    let started = std::time::Instant::now();
+    let err = ProxyError::without_target(ProxyErrorKind::Overloaded(why));
+    let row = err.describe();
+    let body = err.body(BodyFormat::Text);
+    let client = session.client_addr().and_then(|a| a.as_inet()).copied();
+    let method = session.req_header().method.clone();
+    if let Ok(mut header) = ResponseHeader::build(row.status, Some(4)) {
+        let _ = header.insert_header(http::header::CONTENT_TYPE, BodyFormat::Text.content_type());
+        let _ = header.insert_header(http::header::CONTENT_LENGTH, body.len());
+        let _ = header.insert_header(http::header::CACHE_CONTROL, "no-store");
+        for (name, value) in row.headers {
+            let _ = header.insert_header(*name, *value);
+        }
+        if session
+            .write_response_header(Box::new(header), false)
+            .is_ok()
+        {
+            let _ = session.write_body(body.clone(), true).await;
+        }
+    }
+    let mut entry = Entry::new(RequestKind::Http, client, started, None);
+    entry.method = method.as_str();
+    entry.status = row.status;
+    entry.bytes_out = body.len() as u64;
+    entry.end = Some(EndReason::Answered(row.code));
+    state.recorder.record(&entry);
+}
+
 /// Serves one h2c connection until it ends. `stream` starts with the client's preface
 /// (the bytes the dispatcher read are put back in front of it).
 pub async fn serve<H>(
     http: &Arc<H>,
     stream: Stream,
     shutdown: &ShutdownWatch,
-    handshake_timeout: Duration,
+    state: &Arc<ProxyState>,
     idle: Duration,
 ) where
     H: HttpServerApp + Send + Sync + 'static,
 {
+    let handshake_timeout = state.timeouts.request_head;
+    let client = crate::observe::peer_addr(&stream).map(|a| a.ip());
     // Shared by every stream: pingora reads the client's address from it.
     let digest = Arc::new(Digest {
         ssl_digest: None,
@@ -144,11 +190,30 @@ pub async fn serve<H>(
         };
         match accepted {
             Ok(Some(H2Accept::Session(session))) => {
+                // The first stream in flight rides on the connection's own slot.
+                let extra = match in_flight.busy() {
+                    false => None,
+                    true => {
+                        let metrics = &state.recorder.metrics;
+                        let open = usize::try_from(metrics.connections_active.get()).unwrap_or(0);
+                        match state.access.limits.admit_stream(client, open) {
+                            Ok(slot) => Some(slot),
+                            Err(why) => {
+                                let state = state.clone();
+                                tokio::spawn(async move {
+                                    refuse_stream(session, why, &state).await;
+                                });
+                                continue;
+                            }
+                        }
+                    }
+                };
                 let guard = in_flight.start();
                 let http = http.clone();
                 let shutdown = shutdown.clone();
                 tokio::spawn(async move {
                     let _guard = guard;
+                    let _extra = extra;
                     http.process_new_http(ServerSession::new_http2(session), &shutdown)
                         .await;
                 });
