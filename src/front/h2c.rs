@@ -14,11 +14,9 @@
 //! (`access::ConnectionLimits::admit_stream`); one over them is answered 503 with
 //! `Retry-After`, and the others on the connection go on.
 
-use crate::error::{BodyFormat, ProxyError, ProxyErrorKind};
-use crate::observe::{EndReason, Entry, RequestKind};
+use super::stream_refusal::refuse_stream;
 use crate::state::ProxyState;
 use pingora::apps::HttpServerApp;
-use pingora::http::ResponseHeader;
 use pingora::protocols::http::v2::server::{self, H2Accept, HttpSession};
 use pingora::protocols::http::ServerSession;
 use pingora::protocols::{Digest, Stream};
@@ -93,37 +91,6 @@ impl Drop for StreamGuard {
             self.0.done.notify_one();
         }
     }
-}
-
-/// Answers a stream over the connection limits: 503 with `Retry-After`, logged and
-/// counted as an `overloaded` refusal.
-async fn refuse_stream(mut session: HttpSession, why: String, state: &ProxyState) {
-    let started = std::time::Instant::now();
-    let err = ProxyError::without_target(ProxyErrorKind::Overloaded(why));
-    let row = err.describe();
-    let body = err.body(BodyFormat::Text);
-    let client = session.client_addr().and_then(|a| a.as_inet()).copied();
-    let method = session.req_header().method.clone();
-    if let Ok(mut header) = ResponseHeader::build(row.status, Some(4)) {
-        let _ = header.insert_header(http::header::CONTENT_TYPE, BodyFormat::Text.content_type());
-        let _ = header.insert_header(http::header::CONTENT_LENGTH, body.len());
-        let _ = header.insert_header(http::header::CACHE_CONTROL, "no-store");
-        for (name, value) in row.headers {
-            let _ = header.insert_header(*name, *value);
-        }
-        if session
-            .write_response_header(Box::new(header), false)
-            .is_ok()
-        {
-            let _ = session.write_body(body.clone(), true).await;
-        }
-    }
-    let mut entry = Entry::new(RequestKind::Http, client, started, None);
-    entry.method = method.as_str();
-    entry.status = row.status;
-    entry.bytes_out = body.len() as u64;
-    entry.end = Some(EndReason::Answered(row.code));
-    state.recorder.record(&entry);
 }
 
 /// Serves one h2c connection until it ends. `stream` starts with the client's preface
