@@ -116,10 +116,10 @@ install: $(INSTALL_DEPS)
 	rm -f "$(DESTDIR)$(UNITDIR)/cmux-proxy.service.tmp"
 	@conf="$(DESTDIR)$(CONFDIR)/cmux-proxy.yaml"; \
 	if [ -e "$$conf" ] && ! cmp -s conf/cmux-proxy.yaml "$$conf"; then \
-	  $(INSTALL) -m 644 conf/cmux-proxy.yaml "$$conf.new"; \
+	  $(INSTALL) -m 640 conf/cmux-proxy.yaml "$$conf.new"; \
 	  echo "install: kept $$conf (it differs from the shipped conf); the shipped one is $$conf.new"; \
 	else \
-	  $(INSTALL) -m 644 conf/cmux-proxy.yaml "$$conf"; \
+	  $(INSTALL) -m 640 conf/cmux-proxy.yaml "$$conf"; \
 	  echo "install: $$conf"; \
 	fi
 	@echo "install: done; for systemd: systemctl daemon-reload && systemctl enable --now cmux-proxy"

@@ -54,9 +54,10 @@ check "usr/bin/cmux-proxy, mode 755" mode_is "$B/cmux-proxy" 755
 check "usr/bin/cmux-proxyctl, mode 755" mode_is "$B/cmux-proxyctl" 755
 check "usr/lib/cmux-proxy/libworkspace_net.so, mode 644" \
     mode_is "$DEST/usr/lib/cmux-proxy/libworkspace_net.so" 644
-check "etc/cmux-proxy/cmux-proxy.yaml, mode 644, the shipped conf" \
+check "etc/cmux-proxy/cmux-proxy.yaml, the shipped conf" \
     cmp -s "$REPO/conf/cmux-proxy.yaml" "$DEST/etc/cmux-proxy/cmux-proxy.yaml"
-mode_is "$DEST/etc/cmux-proxy/cmux-proxy.yaml" 644 || fail "conf mode is not 644"
+check "etc/cmux-proxy/cmux-proxy.yaml, mode 640 (it may hold tokens)" \
+    mode_is "$DEST/etc/cmux-proxy/cmux-proxy.yaml" 640
 UNIT=$DEST/usr/lib/systemd/system/cmux-proxy.service
 check "usr/lib/systemd/system/cmux-proxy.service, mode 644" mode_is "$UNIT" 644
 
@@ -77,6 +78,13 @@ check "unit: ExecStart runs /usr/bin/cmux-proxy" grep -q '^ExecStart=/usr/bin/cm
 check "unit: ExecReload runs /usr/bin/cmux-proxyctl" grep -q '^ExecReload=/usr/bin/cmux-proxyctl reload' "$UNIT"
 check "unit: conf is /etc/cmux-proxy/cmux-proxy.yaml" \
     grep -q '^Environment=CMUX_PROXY_CONF=/etc/cmux-proxy/cmux-proxy.yaml$' "$UNIT"
+check "unit: pid file, error log and upgrade socket in /run/cmux-proxy (0700), private /tmp" eval \
+    'grep -qx "PIDFile=/run/cmux-proxy/cmux-proxy.pid" "$UNIT" &&
+     grep -qx "RuntimeDirectory=cmux-proxy" "$UNIT" &&
+     grep -qx "RuntimeDirectoryMode=0700" "$UNIT" && grep -qx "PrivateTmp=yes" "$UNIT"'
+check "conf: pid file, error log and upgrade socket under /run/cmux-proxy/" eval \
+    '[ "$(grep -cE "^(pid_file|error_log|upgrade_sock): /run/cmux-proxy/" \
+          "$DEST/etc/cmux-proxy/cmux-proxy.yaml")" = 3 ]'
 check "unit: no /usr/local path left outside comments" eval '! grep -v "^#" "$UNIT" | grep -q /usr/local'
 check "cmux-proxyctl: installed conf and binary filled in" eval \
     'grep -qx "INSTALLED_CONF=/etc/cmux-proxy/cmux-proxy.yaml" "$B/cmux-proxyctl" &&
@@ -92,6 +100,7 @@ check "second install succeeds" test $? = 0
 check "second install keeps the edited conf" cmp -s "$CONF" "$DEST/edited.yaml"
 check "second install puts the shipped conf beside it as cmux-proxy.yaml.new" \
     cmp -s "$REPO/conf/cmux-proxy.yaml" "$CONF.new"
+check "cmux-proxy.yaml.new, mode 640" mode_is "$CONF.new" 640
 check "second install says so" grep -q "kept .*cmux-proxy.yaml.*cmux-proxy.yaml.new" "$LOG"
 
 # ---- uninstall -------------------------------------------------------------------------------

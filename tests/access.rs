@@ -65,6 +65,15 @@ fn get(path: &str, port: &str, extra: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+/// The `cmux_token=...` cookie pair a `?cmux_token=` visit gives, for the Host curl
+/// sends to `proxy` (`127.0.0.1:PORT`).
+fn issued_cookie(proxy: &Proxy) -> String {
+    let (status, head, _) = curl_full(&[&proxy.url(&format!("/?cmux_token={TOKEN}"))]);
+    assert_eq!(status, 302, "{head}");
+    let set_cookie = header_values(&head, "set-cookie").join("");
+    set_cookie.split(';').next().unwrap().trim().to_string()
+}
+
 fn admin_metrics(proxy: &Proxy) -> String {
     let out = curl(&[&proxy.admin_url("/metrics")]);
     String::from_utf8_lossy(&out.stdout).to_string()
@@ -95,13 +104,14 @@ async fn token_header_and_cookie_let_in_and_never_reach_the_target() {
         "{body}"
     );
 
-    let cookie = format!("Cookie: a=1; cmux_token={TOKEN}; b=2");
+    let cookie = format!("Cookie: a=1; {}; b=2", issued_cookie(&proxy));
     let (status, _, body) = curl_full(&["-H", &port, "-H", &cookie, &url]);
     let body = String::from_utf8_lossy(&body).to_string();
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("cookie: a=1; b=2"), "{body}");
-    assert!(!body.contains(TOKEN), "{body}");
-    let bad_cookie = format!("Cookie: cmux_token={TOKEN}x");
+    assert!(!body.contains("cmux_token"), "{body}");
+    // The bare token is no cookie: the cookie is the one the proxy issued.
+    let bad_cookie = format!("Cookie: cmux_token={TOKEN}");
     assert_eq!(curl_full(&["-H", &port, "-H", &bad_cookie, &url]).0, 401);
     assert!(admin_metrics(&proxy).contains("cmux_refusals_total{code=\"unauthorized\"} 3"));
 }
@@ -120,13 +130,15 @@ async fn a_token_in_the_url_becomes_a_cookie_and_is_never_logged() {
     assert_eq!(header_values(&head, "location"), ["/echo?x=1&y=2"]);
     let cookie = header_values(&head, "set-cookie").join("");
     for part in [
-        &format!("cmux_token={TOKEN}")[..],
+        "cmux_token=",
         "HttpOnly",
         "SameSite=Lax",
         "Path=/",
+        "Max-Age=43200",
     ] {
         assert!(cookie.contains(part), "{cookie}");
     }
+    assert!(!cookie.contains(TOKEN), "{cookie}");
     assert_eq!(
         upstream
             .stats
@@ -453,11 +465,16 @@ async fn tokens_are_never_logged_in_any_carrier() {
     const WRONG: &str = "wrong-tok-5Zk1-77e0";
     let b64 = |t: &str| base64::engine::general_purpose::STANDARD.encode(format!("me:{t}"));
     let port_h = format!("X-Cmux-Port-Internal: {}", upstream.port());
-    let mut requests = 0;
+    let issued = issued_cookie(&proxy);
+    let mut requests = 1;
     for t in [TOKEN, WRONG] {
+        let cookie = match t == TOKEN {
+            true => issued.clone(),
+            false => format!("cmux_token={t}"),
+        };
         for header in [
             format!("X-Cmux-Token: {t}"),
-            format!("Cookie: a=1; cmux_token={t}"),
+            format!("Cookie: a=1; {cookie}"),
         ] {
             let (status, _, _) = curl_full(&["-H", &port_h, "-H", &header, &proxy.url("/echo")]);
             assert_eq!(status, if t == TOKEN { 200 } else { 401 }, "{header}");

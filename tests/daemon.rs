@@ -1059,13 +1059,15 @@ async fn healthz_turns_503_on_the_old_process_during_a_handover() {
 
 /// The admin listener survives a graceful reload (it is handed over like the proxy's),
 /// and the new process reads the token file afresh: a token written to the file before
-/// the reload, with no SIGHUP, is in force after it, and the old one is not.
+/// the reload, with no SIGHUP, is in force after it, and the old one is not. A browser
+/// cookie issued before the reload keeps working while its token stays in the file, and
+/// stops with its token.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_keeps_the_admin_listener_and_rereads_the_token_file() {
     let upstream = fast_upstream().await;
     let dir = tempdir();
     let tokens = dir.join("tokens");
-    std::fs::write(&tokens, "tok-before-reload-0001\n").unwrap();
+    std::fs::write(&tokens, "tok-before-reload-0001\ntok-kept-0003\n").unwrap();
     let daemon = Arc::new(Daemon::with_section(
         2,
         &format!("  auth_token_file: {}\n", tokens.display()),
@@ -1088,15 +1090,55 @@ async fn a_reload_keeps_the_admin_listener_and_rereads_the_token_file() {
             answer.split_whitespace().nth(1).unwrap_or("").to_string()
         }
     };
+    // The `cmux_token` cookie a `?cmux_token=` visit gives, and the status a request
+    // carrying it gets.
+    let cookie_for = |token: &'static str| {
+        let proxy = daemon.addr();
+        async move {
+            let mut s = TcpStream::connect(&proxy).await.unwrap();
+            let req = format!(
+                "GET /?cmux_token={token} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            );
+            s.write_all(req.as_bytes()).await.unwrap();
+            let answer = text(&read_until_close(&mut s).await);
+            let line = answer
+                .lines()
+                .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+                .unwrap_or_else(|| panic!("no cookie: {answer}"));
+            line["set-cookie:".len()..]
+                .split(';')
+                .next()
+                .unwrap()
+                .trim()
+                .to_string()
+        }
+    };
+    let status_with_cookie = |cookie: String| {
+        let proxy = daemon.addr();
+        async move {
+            let mut s = TcpStream::connect(&proxy).await.unwrap();
+            let req = format!(
+                "GET /echo HTTP/1.1\r\nHost: x\r\nX-Cmux-Port-Internal: {upstream}\r\n\
+                 Cookie: {cookie}\r\nConnection: close\r\n\r\n"
+            );
+            s.write_all(req.as_bytes()).await.unwrap();
+            let answer = text(&read_until_close(&mut s).await);
+            answer.split_whitespace().nth(1).unwrap_or("").to_string()
+        }
+    };
     assert_eq!(status_with("tok-before-reload-0001").await, "200");
     assert_eq!(status_with("tok-after-reload-0002").await, "401");
+    let kept_cookie = cookie_for("tok-kept-0003").await;
+    let dropped_cookie = cookie_for("tok-before-reload-0001").await;
+    assert_eq!(status_with_cookie(kept_cookie.clone()).await, "200");
+    assert_eq!(status_with_cookie(dropped_cookie.clone()).await, "200");
     let admin = format!("127.0.0.1:{}", daemon.admin);
     let mut before = TcpStream::connect(&admin).await.unwrap();
     let (status, version) = ask_admin(&mut before, "/version").await.unwrap();
     assert!(status.starts_with("HTTP/1.1 200"), "{status}");
     drop(before);
 
-    std::fs::write(&tokens, "tok-after-reload-0002\n").unwrap();
+    std::fs::write(&tokens, "tok-after-reload-0002\ntok-kept-0003\n").unwrap();
     let d = daemon.clone();
     let out = tokio::task::spawn_blocking(move || d.ctl_ok(&["reload"]))
         .await
@@ -1116,6 +1158,16 @@ async fn a_reload_keeps_the_admin_listener_and_rereads_the_token_file() {
     assert!(status.starts_with("HTTP/1.1 200"), "{status}");
     assert_eq!(status_with("tok-after-reload-0002").await, "200");
     assert_eq!(status_with("tok-before-reload-0001").await, "401");
+    assert_eq!(
+        status_with_cookie(kept_cookie).await,
+        "200",
+        "kept across the reload"
+    );
+    assert_eq!(
+        status_with_cookie(dropped_cookie).await,
+        "401",
+        "gone with its token"
+    );
     let d = daemon.clone();
     tokio::task::spawn_blocking(move || d.ctl_ok(&["stop"]))
         .await

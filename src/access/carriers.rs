@@ -4,6 +4,7 @@
 use crate::names::{TOKEN_COOKIE, TOKEN_QUERY};
 use base64::Engine;
 use http::HeaderMap;
+use std::borrow::Cow;
 
 /// The value of the `cmux_token` cookie, if the request has one.
 pub fn cookie_token(headers: &HeaderMap) -> Option<&[u8]> {
@@ -59,6 +60,19 @@ pub fn split_query_token(query: &str) -> Option<(String, String)> {
     Some((token?, rest.join("&")))
 }
 
+/// A request target (`path?query`) without its `cmux_token=` pairs, for whatever logs
+/// it: the token must never be written down, whatever the log settings.
+pub fn without_query_token(target: &str) -> Cow<'_, str> {
+    let Some((path, query)) = target.split_once('?') else {
+        return Cow::Borrowed(target);
+    };
+    match split_query_token(query) {
+        None => Cow::Borrowed(target),
+        Some((_, rest)) if rest.is_empty() => Cow::Borrowed(path),
+        Some((_, rest)) => Cow::Owned(format!("{path}?{rest}")),
+    }
+}
+
 /// The `Cookie` header values without the `cmux_token` cookie, so that the token never
 /// reaches a target; `None` when no cookie is left.
 pub fn cookies_without_token(headers: &HeaderMap) -> Option<String> {
@@ -103,5 +117,9 @@ mod tests {
             Some(("sekrit".into(), "a=1&b=2".into()))
         );
         assert_eq!(split_query_token("a=1"), None);
+        assert_eq!(without_query_token("/a?x=1&cmux_token=s&y=2"), "/a?x=1&y=2");
+        assert_eq!(without_query_token("/a?cmux_token=s&cmux_token=t"), "/a");
+        assert_eq!(without_query_token("/a?x=1"), "/a?x=1");
+        assert_eq!(without_query_token("/a"), "/a");
     }
 }

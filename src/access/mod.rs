@@ -4,12 +4,14 @@
 
 mod carriers;
 mod cidr;
+mod cookie;
 mod limits;
 mod tokens;
 
-pub use carriers::{cookies_without_token, split_query_token};
+pub use carriers::{cookies_without_token, split_query_token, without_query_token};
 pub use cidr::{parse_list, Cidr};
-pub use limits::{ClientSlot, ConnectionLimits};
+pub use cookie::{issue as issue_cookie, COOKIE_MAX_AGE};
+pub use limits::{ClientSlot, ConnectionLimits, StreamSlot};
 pub use tokens::{TokenError, Tokens};
 
 use crate::names::TOKEN;
@@ -39,11 +41,16 @@ impl Access {
             && !client.is_some_and(|ip| cidr::any_contains(&self.trusted_clients, ip))
     }
 
-    /// Whether an HTTP or WebSocket request carries a valid token (header or cookie).
+    /// Whether an HTTP or WebSocket request carries a valid token: the header, or a
+    /// cookie issued for the request's own Host (never the bare token as a cookie).
     pub fn request_token_ok(&self, headers: &HeaderMap) -> bool {
         let header = headers.get(&TOKEN.wire).map(|v| v.as_bytes());
+        let host = headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("");
         header.is_some_and(|t| self.tokens.accepts(t))
-            || carriers::cookie_token(headers).is_some_and(|t| self.tokens.accepts(t))
+            || carriers::cookie_token(headers).is_some_and(|c| self.tokens.accepts_cookie(c, host))
     }
 
     /// Whether a CONNECT request carries a valid token (`Proxy-Authorization`, or the

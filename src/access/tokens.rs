@@ -103,6 +103,17 @@ impl Tokens {
         !self.from_conf.is_empty() || self.file.is_some()
     }
 
+    /// Whether `value` is a `cmux_token` cookie issued for `host` under a token in force
+    /// ([`super::cookie`]).
+    pub fn accepts_cookie(&self, value: &[u8], host: &str) -> bool {
+        let tokens = self
+            .current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        super::cookie::valid(value, host, tokens.iter().map(Vec::as_slice))
+    }
+
     /// Whether `candidate` is one of the tokens. Every token is compared, each in
     /// constant time, so the time taken says nothing about how much of one matched.
     pub fn accepts(&self, candidate: &[u8]) -> bool {

@@ -2,13 +2,15 @@
 //! their merge with the environment and the built-in [`defaults`] into
 //! `state::Settings` ([`merge`], with edge mode's settings in `merge::edge`; [`load`]
 //! does it all), why start-up stops ([`startup_error`]), the pingora server with its
-//! services around the shared `state::ProxyState` ([`server`], [`background`]),
+//! services around the shared `state::ProxyState` ([`server`], [`background`]), the
+//! upgrade hand-over's failures ([`handover`]),
 //! signals ([`signals`]) and the open-file limit ([`limits`]).
 
 pub mod background;
 pub mod cli;
 pub mod conf;
 pub mod defaults;
+pub mod handover;
 pub mod limits;
 pub mod load;
 pub mod merge;

@@ -60,7 +60,7 @@ pub fn build(cli: &Cli, loaded: Loaded) -> Result<Server, StartupError> {
     let grace = Duration::from_secs(server_conf.grace_period_seconds.unwrap_or(0));
     let state = Arc::new(ProxyState::new(&settings)?);
     let mut server = Server::new_with_opt_and_conf(cli.pingora_opt(), server_conf);
-    server.bootstrap();
+    super::handover::bootstrap(&mut server)?;
     server.add_service(proxy_service(&server, &state, &settings.listen));
 
     let draining = Arc::new(AtomicBool::new(false));

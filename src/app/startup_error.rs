@@ -36,6 +36,10 @@ pub enum StartupError {
     },
     #[error(transparent)]
     State(#[from] StateError),
+    /// What came through the upgrade socket was not the old instance's listening sockets
+    /// (`app::handover`).
+    #[error("graceful upgrade hand-over failed: {sock} did not carry the running instance's listening sockets ({why}); the running instance keeps serving")]
+    Handover { sock: String, why: String },
 }
 
 /// A flag, environment variable or conf value that cannot be used. Names are the conf

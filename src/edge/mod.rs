@@ -47,7 +47,7 @@ impl Edge {
         };
         Ok(Edge {
             discovery: Discovery::new(&settings, connect_timeout)?,
-            book: Arc::new(MachineBook::default()),
+            book: Arc::new(MachineBook::new(settings.dns_negative_ttl)),
             node_token,
             settings,
         })

@@ -40,7 +40,7 @@ pub enum ProxyErrorKind {
     HeadTimeout,
     /// The request body paused longer than this (408).
     BodyTimeout(Duration),
-    /// A CONNECT request head over this many bytes (431).
+    /// A request head (HTTP/1.1 or CONNECT) over this many bytes (431).
     HeadTooLarge(usize),
     /// A CONNECT request that does not parse (400).
     Malformed(String),
@@ -54,6 +54,9 @@ pub enum ProxyErrorKind {
     Http2,
     /// A request target with a control character or a bare space (400).
     BadTarget(&'static str),
+    /// A `Content-Length` that is not exactly one number (400): repeated, a list, or
+    /// not digits, which the proxy and the target could read differently.
+    BadContentLength(&'static str),
     /// No valid token: 401, or 407 for a CONNECT (`proxy`).
     Unauthorized { proxy: bool },
     /// The target policy refuses this target (403), saying why.

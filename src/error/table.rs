@@ -199,7 +199,7 @@ pub fn row_for(kind: &Kind, target: Option<&Target>) -> Row {
             "head_too_large",
             Grpc::InvalidArgument,
             "send fewer or smaller headers",
-            format!("CONNECT request head larger than {limit} bytes"),
+            format!("request head larger than {limit} bytes"),
         ),
         Kind::Malformed(why) => invalid(
             "bad_request",
@@ -227,6 +227,11 @@ pub fn row_for(kind: &Kind, target: Option<&Target>) -> Row {
             Grpc::Unimplemented,
             "open a new connection for HTTP/2",
             "HTTP/2 is served only from a connection's first bytes (prior knowledge)".into(),
+        ),
+        Kind::BadContentLength(why) => invalid(
+            "bad_request",
+            "send one Content-Length header with one number",
+            format!("invalid Content-Length: {why}"),
         ),
         Kind::BadTarget(why) => invalid(
             "bad_request",

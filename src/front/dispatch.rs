@@ -7,7 +7,7 @@
 
 use super::early::{close_forbidden, refuse};
 use super::h2c;
-use super::head::{self, request_target_flaw, Head, MAX_HEAD_BYTES};
+use super::head::{self, content_length_flaw, request_target_flaw, Head, MAX_HEAD_BYTES};
 use crate::error::ProxyErrorKind;
 use crate::observe::{peer_addr, RequestKind};
 use crate::state::ProxyState;
@@ -63,17 +63,24 @@ fn next_for(head: Head) -> Next {
         if let Some(flaw) = request_target_flaw(bytes) {
             return Next::Refuse(ProxyErrorKind::BadTarget(flaw), RequestKind::Http);
         }
+        if let Some(flaw) = content_length_flaw(bytes) {
+            return Next::Refuse(ProxyErrorKind::BadContentLength(flaw), RequestKind::Http);
+        }
     }
     match head {
         Head::Complete(bytes) if bytes.starts_with(b"CONNECT ") => Next::Connect(bytes),
         // h2c with prior knowledge (gRPC's plaintext mode): served by `h2c`.
         Head::Complete(bytes) if bytes.starts_with(HTTP2_PREFACE) => Next::H2c(bytes),
-        Head::TooLarge(bytes) if bytes.starts_with(b"CONNECT ") => Next::Refuse(
-            ProxyErrorKind::HeadTooLarge(MAX_HEAD_BYTES),
-            RequestKind::Connect,
-        ),
-        // pingora parses (and answers) everything else, oversized heads included.
-        Head::Complete(bytes) | Head::TooLarge(bytes) => Next::Http(bytes),
+        // Past the cap, HTTP and CONNECT alike: pingora would read on with no deadline
+        // for the whole head and none of the checks above.
+        Head::TooLarge(bytes) => {
+            let kind = match bytes.starts_with(b"CONNECT ") {
+                true => RequestKind::Connect,
+                false => RequestKind::Http,
+            };
+            Next::Refuse(ProxyErrorKind::HeadTooLarge(MAX_HEAD_BYTES), kind)
+        }
+        Head::Complete(bytes) => Next::Http(bytes),
         Head::TimedOut => Next::Refuse(ProxyErrorKind::HeadTimeout, RequestKind::Http),
         Head::NotHttp(byte) => Next::Refuse(ProxyErrorKind::NotHttp(byte), RequestKind::Http),
         Head::Idle | Head::Closed => Next::Close,
@@ -187,8 +194,7 @@ where
                 }
                 Next::H2c(bytes) => {
                     let stream = unread(stream, &bytes)?;
-                    let timeout = self.state.timeouts.request_head;
-                    h2c::serve(&self.http, stream, shutdown, timeout, KEEPALIVE_IDLE).await;
+                    h2c::serve(&self.http, stream, shutdown, &self.state, KEEPALIVE_IDLE).await;
                     return None;
                 }
                 Next::Refuse(kind, logged_as) => {

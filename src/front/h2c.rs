@@ -8,7 +8,14 @@
 //! flight closes after the keep-alive idle time (as an idle HTTP/1.1 connection does),
 //! and a client that keeps sending malformed streams is cut off. Each stream is one
 //! request for pingora's HTTP proxy, with the same hooks as an HTTP/1.1 request.
+//!
+//! Each stream to an HTTP/1.1 target takes an upstream socket of its own, so a stream
+//! beyond the connection's first counts against the connection limits like a connection
+//! (`access::ConnectionLimits::admit_stream`); one over them is answered 503 with
+//! `Retry-After`, and the others on the connection go on.
 
+use super::stream_refusal::refuse_stream;
+use crate::state::ProxyState;
 use pingora::apps::HttpServerApp;
 use pingora::protocols::http::v2::server::{self, H2Accept, HttpSession};
 use pingora::protocols::http::ServerSession;
@@ -55,6 +62,10 @@ struct InFlight {
 struct StreamGuard(Arc<InFlight>);
 
 impl InFlight {
+    fn busy(&self) -> bool {
+        self.count.load(Ordering::Acquire) != 0
+    }
+
     fn start(self: &Arc<Self>) -> StreamGuard {
         self.count.fetch_add(1, Ordering::AcqRel);
         StreamGuard(self.clone())
@@ -88,11 +99,13 @@ pub async fn serve<H>(
     http: &Arc<H>,
     stream: Stream,
     shutdown: &ShutdownWatch,
-    handshake_timeout: Duration,
+    state: &Arc<ProxyState>,
     idle: Duration,
 ) where
     H: HttpServerApp + Send + Sync + 'static,
 {
+    let handshake_timeout = state.timeouts.request_head;
+    let client = crate::observe::peer_addr(&stream).map(|a| a.ip());
     // Shared by every stream: pingora reads the client's address from it.
     let digest = Arc::new(Digest {
         ssl_digest: None,
@@ -144,11 +157,30 @@ pub async fn serve<H>(
         };
         match accepted {
             Ok(Some(H2Accept::Session(session))) => {
+                // The first stream in flight rides on the connection's own slot.
+                let extra = match in_flight.busy() {
+                    false => None,
+                    true => {
+                        let metrics = &state.recorder.metrics;
+                        let open = usize::try_from(metrics.connections_active.get()).unwrap_or(0);
+                        match state.access.limits.admit_stream(client, open) {
+                            Ok(slot) => Some(slot),
+                            Err(why) => {
+                                let state = state.clone();
+                                tokio::spawn(async move {
+                                    refuse_stream(session, why, &state).await;
+                                });
+                                continue;
+                            }
+                        }
+                    }
+                };
                 let guard = in_flight.start();
                 let http = http.clone();
                 let shutdown = shutdown.clone();
                 tokio::spawn(async move {
                     let _guard = guard;
+                    let _extra = extra;
                     http.process_new_http(ServerSession::new_http2(session), &shutdown)
                         .await;
                 });

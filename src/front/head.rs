@@ -11,8 +11,8 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::time::Instant;
 
-/// Largest request head read here. A longer head is handed on as it is (HTTP: pingora
-/// enforces its own 1 MiB limit) or refused with 431 (CONNECT).
+/// Largest request head read here. A longer head is refused with 431, HTTP and CONNECT
+/// alike, so every head is bounded by the one head deadline and checked here.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// Bytes asked for per read; most request heads fit in one.
 const READ_CHUNK: usize = 4096;
@@ -79,6 +79,31 @@ pub fn request_target_flaw(head: &[u8]) -> Option<&'static str> {
     } else {
         None
     }
+}
+
+/// What is wrong with a head's `Content-Length`, if anything: more than one header, or a
+/// value that is not one plain number (`3, 3`, `+3`, empty). pingora would forward such
+/// a value as it is, and the target could frame the body differently than the proxy did.
+pub fn content_length_flaw(head: &[u8]) -> Option<&'static str> {
+    let end = head_end(head).unwrap_or(head.len());
+    let mut seen = 0;
+    for line in head[..end].split(|&b| b == b'\n').skip(1) {
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            continue;
+        };
+        if !line[..colon].eq_ignore_ascii_case(b"content-length") {
+            continue;
+        }
+        seen += 1;
+        if seen > 1 {
+            return Some("more than one Content-Length header");
+        }
+        let value = line[colon + 1..].trim_ascii();
+        if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
+            return Some("the value is not one number");
+        }
+    }
+    None
 }
 
 /// Reads a request head: waits up to `idle` for its first byte, then up to
@@ -235,6 +260,33 @@ mod tests {
         assert_eq!(
             request_target_flaw(b"GET /a\x7f HTTP/1.1\r\n\r\n"),
             Some("a control character")
+        );
+    }
+
+    #[test]
+    fn content_length_must_be_one_number() {
+        let flaw = |h: &str| content_length_flaw(h.as_bytes());
+        assert_eq!(
+            flaw("POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc"),
+            None
+        );
+        assert_eq!(flaw("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), None);
+        assert_eq!(
+            flaw("POST / HTTP/1.1\r\ncontent-length: 3, 3\r\n\r\n"),
+            Some("the value is not one number")
+        );
+        assert_eq!(
+            flaw("POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n"),
+            Some("more than one Content-Length header")
+        );
+        assert_eq!(
+            flaw("POST / HTTP/1.1\nContent-Length: +3\n\n"),
+            Some("the value is not one number")
+        );
+        // A body that looks like a header is not the head.
+        assert_eq!(
+            flaw("POST / HTTP/1.1\r\nContent-Length: 20\r\n\r\nContent-Length: 1, 2"),
+            None
         );
     }
 

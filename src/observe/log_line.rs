@@ -1,6 +1,7 @@
 //! One access log line, as readable text or JSON.
 
 use super::entry::Entry;
+use crate::access::without_query_token;
 use serde::Deserialize;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -23,12 +24,12 @@ pub fn rfc3339_utc(t: SystemTime) -> String {
 }
 
 /// The line for one entry, without the newline; the query string is dropped unless
-/// `keep_query` (it may carry secrets).
+/// `keep_query` (it may carry secrets), and `cmux_token=` is dropped even then.
 pub fn format_line(format: LogFormat, keep_query: bool, e: &Entry<'_>) -> String {
     let path = if keep_query {
-        e.path
+        without_query_token(e.path)
     } else {
-        e.path.split('?').next().unwrap_or_default()
+        e.path.split('?').next().unwrap_or_default().into()
     };
     let time = rfc3339_utc(SystemTime::now());
     let millis = e.duration.as_secs_f64() * 1000.0;

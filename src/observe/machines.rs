@@ -5,6 +5,12 @@ use prometheus::{IntCounterVec, Opts, Registry};
 use std::collections::HashSet;
 use std::sync::Mutex;
 
+/// The label of requests to a name DNS does not know (answered `machine_unknown`): such
+/// a name is no machine, and a client sending random names would fill the labels.
+pub const UNKNOWN_MACHINE_LABEL: &str = "unknown";
+/// The error code those requests end with (the error table's).
+pub const MACHINE_UNKNOWN: &str = "machine_unknown";
+
 /// Distinct machines counted by name before the rest count under `other`.
 pub const MAX_MACHINE_LABELS: usize = 1000;
 

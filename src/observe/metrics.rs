@@ -6,8 +6,8 @@
 
 use super::connect_failure::ConnectFailure;
 use super::entry::Entry;
-use super::kinds::RequestKind;
-use super::machines::PerMachine;
+use super::kinds::{EndReason, RequestKind};
+use super::machines::{PerMachine, MACHINE_UNKNOWN, UNKNOWN_MACHINE_LABEL};
 use prometheus::core::Collector;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
@@ -232,6 +232,11 @@ impl Metrics {
             }
         }
         if let (Some(per), Some(machine)) = (&self.per_machine, e.machine) {
+            // A name DNS does not know is no machine: it gets no label of its own.
+            let machine = match e.end {
+                Some(EndReason::Answered(MACHINE_UNKNOWN)) => UNKNOWN_MACHINE_LABEL,
+                _ => machine,
+            };
             per.count(machine, CLASSES[class]);
         }
         if let (Some(per), Some(target)) = (&self.per_target, e.target) {

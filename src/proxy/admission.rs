@@ -2,7 +2,7 @@
 //! and the `?cmux_token=` visit that gives a browser its cookie.
 
 use super::ctx::RequestCtx;
-use crate::access::split_query_token;
+use crate::access::{issue_cookie, split_query_token, COOKIE_MAX_AGE};
 use crate::error::{ProxyError, ProxyErrorKind};
 use crate::names::{TOKEN_COOKIE, TOKEN_QUERY};
 use crate::observe::EndReason;
@@ -63,14 +63,28 @@ fn take_query_token(session: &mut Session) -> Option<String> {
     Some(token)
 }
 
-/// Answers with a redirect to the same URL without the token, setting the cookie.
+/// The redirect target for a request's path and query: always a path on this origin. A
+/// path starting with `//` or `/\` would be read by a browser as another host
+/// (`//evil.example/x`), so leading slashes and backslashes become one `/`.
+fn same_origin_location(path_and_query: &str) -> String {
+    let rest = path_and_query.trim_start_matches(['/', '\\']);
+    format!("/{rest}")
+}
+
+/// Answers with a redirect to the same URL without the token, setting the cookie: bound
+/// to the request's Host, never the token itself (`access::cookie`).
 async fn give_cookie(session: &mut Session, token: &str) -> Result<()> {
-    let location = session
-        .req_header()
-        .uri
-        .path_and_query()
-        .map_or("/".to_string(), |p| p.to_string());
-    let cookie = format!("{TOKEN_COOKIE}={token}; HttpOnly; SameSite=Lax; Path=/");
+    let req = session.req_header();
+    let location = same_origin_location(req.uri.path_and_query().map_or("/", |p| p.as_str()));
+    let host = req
+        .headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    let value = issue_cookie(token.as_bytes(), host);
+    let max_age = COOKIE_MAX_AGE.as_secs();
+    let cookie =
+        format!("{TOKEN_COOKIE}={value}; HttpOnly; SameSite=Lax; Path=/; Max-Age={max_age}");
     let mut resp = ResponseHeader::build(302, Some(5))?;
     resp.insert_header("Location", location)?;
     resp.insert_header("Set-Cookie", cookie)?;
@@ -78,4 +92,19 @@ async fn give_cookie(session: &mut Session, token: &str) -> Result<()> {
     resp.insert_header("Content-Length", "0")?;
     session.set_keepalive(None);
     session.write_response_header(Box::new(resp), true).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_origin_location;
+
+    #[test]
+    fn redirects_stay_on_this_origin() {
+        assert_eq!(same_origin_location("//evil.example/x"), "/evil.example/x");
+        assert_eq!(same_origin_location("/\\evil.example/x"), "/evil.example/x");
+        assert_eq!(same_origin_location("/\\/\\x?a=1"), "/x?a=1");
+        assert_eq!(same_origin_location("/a/b?c=d"), "/a/b?c=d");
+        assert_eq!(same_origin_location(""), "/");
+        assert_eq!(same_origin_location("/"), "/");
+    }
 }

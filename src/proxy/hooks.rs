@@ -4,6 +4,7 @@
 use super::ctx::RequestCtx;
 use super::forwarded::{self, ViaEntry};
 use super::{admission, authority, edge_hop, hop_by_hop, host_override, peer, redirects, respond};
+use crate::access::without_query_token;
 use crate::names::UPSTREAM_PROTOCOL;
 use crate::observe::{EndReason, Entry, RequestKind};
 use crate::routing::{Exchange, Head, Plan};
@@ -168,6 +169,20 @@ impl ProxyHttp for CmuxProxy {
         ctx.target.is_some()
             || matches!(error.etype(), ErrorType::HTTPStatus(_))
             || error.esource() == &ErrorSource::Downstream
+    }
+
+    /// What pingora's own warning and error lines say about a request: its own summary
+    /// prints the query, `?cmux_token=` included.
+    fn request_summary(&self, session: &Session, _ctx: &Self::CTX) -> String {
+        let req = session.req_header();
+        let target = req.uri.path_and_query().map_or("/", |p| p.as_str());
+        let host = req.headers.get(http::header::HOST);
+        format!(
+            "{} {}, Host: {}",
+            req.method,
+            without_query_token(target),
+            host.map_or("-".into(), |h| String::from_utf8_lossy(h.as_bytes()))
+        )
     }
 
     fn suppress_proxy_warn_log(

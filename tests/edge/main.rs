@@ -462,3 +462,58 @@ fn edge_settings_are_checked_at_start_up() {
         assert!(err.contains(says), "{args:?}: {err}");
     }
 }
+
+/// A name DNS never knew is listed on `/machines` only while its "no such machine" answer
+/// was asked lately (a few negative TTLs), and never becomes a metric label of its own.
+#[tokio::test(flavor = "multi_thread")]
+async fn machines_that_never_resolved_leave_machines_and_the_metric_labels() {
+    let dns = Dns::start(&[("m1", ip("127.30.6.1"))], &[], 1);
+    let conf = tempdir().join("edge.yaml");
+    std::fs::write(
+        &conf,
+        "version: 1\ncmux_proxy:\n  machine_port: 1\n  dns_negative_ttl_ms: 100\n",
+    )
+    .unwrap();
+    let edge = Proxy::start(&[
+        "-c",
+        conf.to_str().unwrap(),
+        "--mode",
+        "edge",
+        "--machine-dns-suffix",
+        SUFFIX,
+        "--edge-domain",
+        EDGE_DOMAIN,
+        "--dns-servers",
+        &dns.addr.to_string(),
+    ]);
+    let to = |m: &str| vec![host(format!("80--{m}.{EDGE_DOMAIN}"))];
+    for name in ["ghost1", "ghost2"] {
+        let (status, _, body) = get(&edge, &to(name));
+        assert_eq!(status, 502, "{body}");
+    }
+    let machines = || {
+        let (_, _, body) = curl_full(&[&edge.admin_url("/machines")]);
+        String::from_utf8_lossy(&body).to_string()
+    };
+    assert!(
+        machines().contains("\"machine\":\"ghost1\""),
+        "{}",
+        machines()
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while machines().contains("ghost") {
+        assert!(
+            Instant::now() < deadline,
+            "still listed after 10 s: {}",
+            machines()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, _, metrics) = curl_full(&[&edge.admin_url("/metrics")]);
+    let metrics = String::from_utf8_lossy(&metrics).to_string();
+    assert!(!metrics.contains("ghost"), "{metrics}");
+    assert!(
+        metrics.contains("cmux_machine_requests_total{machine=\"unknown\",status=\"5xx\"} 2"),
+        "{metrics}"
+    );
+}
