@@ -35,8 +35,14 @@ impl Access {
 
     /// Whether a request from `client` must carry a token.
     pub fn token_required(&self, client: Option<IpAddr>) -> bool {
-        self.tokens.required()
-            && !client.is_some_and(|ip| cidr::any_contains(&self.trusted_clients, ip))
+        self.tokens.required() && !self.is_trusted(client)
+    }
+
+    /// Whether `client` is in `trusted_clients`: let in without a token, and its
+    /// `X-Forwarded-Proto` and `-Host` are passed on as sent.
+    pub fn is_trusted(&self, client: Option<IpAddr>) -> bool {
+        !self.trusted_clients.is_empty()
+            && client.is_some_and(|ip| cidr::any_contains(&self.trusted_clients, ip))
     }
 
     /// Whether an HTTP or WebSocket request carries a valid token (header or cookie).

@@ -2,9 +2,8 @@
 //! whose work lives in the sibling modules.
 
 use super::ctx::RequestCtx;
-use super::forwarded::{self, ViaEntry};
+use super::forwarded::{self, Sender, ViaEntry};
 use super::{admission, authority, edge_hop, hop_by_hop, host_override, peer, redirects, respond};
-use crate::names::UPSTREAM_PROTOCOL;
 use crate::observe::{EndReason, Entry, RequestKind};
 use crate::routing::{Exchange, Head, Plan};
 use crate::state::ProxyState;
@@ -104,15 +103,18 @@ impl ProxyHttp for CmuxProxy {
             .client_addr()
             .and_then(|a| a.as_inet())
             .map(|a| a.ip());
-        let strip_cookie = self.state.access.tokens.required();
-        forwarded::rewrite(upstream, client, &self.via, strip_cookie)?;
+        let access = &self.state.access;
+        ctx.trusted_front = access.is_trusted(client);
+        let sender = Sender {
+            client,
+            trusted: ctx.trusted_front,
+            to_node: ctx.hop.is_some(),
+            strip_token_cookie: access.tokens.required(),
+        };
+        forwarded::rewrite(upstream, &sender, &self.via)?;
         if let Some(hop) = &ctx.hop {
-            // The node reads X-Cmux-Upstream-Protocol itself: it passes on.
             let token = self.state.edge.as_ref().and_then(|e| e.node_token.as_ref());
             return edge_hop::tell_node(upstream, hop, token);
-        }
-        if upstream.headers.contains_key(&UPSTREAM_PROTOCOL.wire) {
-            upstream.remove_header(&UPSTREAM_PROTOCOL.wire);
         }
         match &ctx.host_override {
             Some(host) => host_override::apply(upstream, host),
@@ -136,7 +138,8 @@ impl ProxyHttp for CmuxProxy {
             hop_by_hop::remove(response);
             if let (Some(target), None) = (ctx.target.as_ref(), &ctx.hop) {
                 if self.state.redirects.rewrite_loopback {
-                    redirects::rewrite(response, session.req_header(), target)?;
+                    let req = session.req_header();
+                    redirects::rewrite(response, req, target, ctx.trusted_front)?;
                 }
             }
         }
