@@ -4,6 +4,7 @@
 use super::ctx::RequestCtx;
 use super::forwarded::{self, Sender, ViaEntry};
 use super::{admission, authority, edge_hop, hop_by_hop, host_override, peer, redirects, respond};
+use crate::error::{ProxyError, ProxyErrorKind};
 use crate::observe::{EndReason, Entry, RequestKind};
 use crate::routing::{Exchange, Head, Plan};
 use crate::state::ProxyState;
@@ -42,7 +43,13 @@ impl CmuxProxy {
             },
         };
         match (self.state.router.plan(&head), &self.state.edge) {
-            (Ok(Plan::Direct(direct)), _) => Ok(peer::first_attempt(direct, ctx)),
+            (Ok(Plan::Direct(direct)), _) => {
+                if let Some(why) = self.state.host_service_refusal(&direct.target).await {
+                    let kind = ProxyErrorKind::TargetForbidden(why);
+                    return peer::refuse(ctx, ProxyError::new(kind, &direct.target));
+                }
+                Ok(peer::first_attempt(direct, ctx))
+            }
             (Ok(Plan::Edge(hop)), Some(edge)) => {
                 edge_hop::first_attempt(&self.state, edge, hop, &req.headers, ctx).await
             }

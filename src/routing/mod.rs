@@ -22,7 +22,7 @@ pub use address::{is_workspace_ip, workspace_address, workspace_number};
 pub use error::RouteError;
 pub use host_override::{parse_host_override, HostOverrideDefault};
 pub use listen_addr::listen_covers;
-pub use loop_guard::LoopGuard;
+pub use loop_guard::{canonical, LoopGuard};
 pub use machine::valid_machine;
 pub use parse::{header_text, parse_port, parse_wait_ms, split_localhost_host};
 pub use plan::{for_this_hop_only, Direct, Exchange, Head, Hop, Plan, Reason, Refusal};

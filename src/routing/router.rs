@@ -46,11 +46,12 @@ pub struct Router {
 
 impl Router {
     /// `own` are every address this process listens on (proxy and admin): never a
-    /// target.
-    pub fn new(rules: RouteRules, own: Vec<SocketAddr>) -> Self {
+    /// target. `local_ips` are the machine's interface addresses when one of `own` is a
+    /// wildcard (empty otherwise): each reaches that listener.
+    pub fn new(rules: RouteRules, own: Vec<SocketAddr>, local_ips: Vec<IpAddr>) -> Self {
         Router {
+            loops: LoopGuard::new(own, local_ips),
             rules,
-            loops: LoopGuard::new(own),
         }
     }
 
@@ -134,7 +135,11 @@ mod tests {
     }
 
     fn router() -> Router {
-        Router::new(rules(Mode::Node), vec!["127.0.0.1:8080".parse().unwrap()])
+        Router::new(
+            rules(Mode::Node),
+            vec!["127.0.0.1:8080".parse().unwrap()],
+            vec![],
+        )
     }
 
     fn plan(r: &Router, h: &HeaderMap, exchange: Exchange) -> Result<Plan, Refusal> {
@@ -213,7 +218,7 @@ mod tests {
     #[test]
     fn an_edge_plans_a_hop() {
         let domain = Some("edge.example".to_string());
-        let r = Router::new(rules(Mode::Edge { domain }), vec![]);
+        let r = Router::new(rules(Mode::Edge { domain }), vec![], vec![]);
         let h = headers(&[
             ("host", "workspace-7-5173--m1.edge.example"),
             ("content-type", "application/grpc"),
