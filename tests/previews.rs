@@ -28,9 +28,12 @@ fn port_header(up: &Upstream) -> String {
     format!("X-Cmux-Port-Internal: {}", up.port())
 }
 
-/// The test client as a trusted front (a TLS terminator whose `X-Forwarded-Proto` and
-/// `-Host` name the browser's origin).
-const FRONT: &str = "  trusted_clients: [\"127.0.0.0/8\"]";
+/// The preview names these tests use, for the Host allow list.
+const PUBLIC_HOSTS: &str = "  public_hosts: [\"*.preview.test\", \"preview.test\", \"app.test\"]";
+
+/// [`PUBLIC_HOSTS`], and the test client as a trusted front (a TLS terminator whose
+/// `X-Forwarded-Proto` and `-Host` name the browser's origin).
+const FRONT: &str = "  public_hosts: [\"*.preview.test\", \"preview.test\", \"app.test\"]\n  trusted_clients: [\"127.0.0.0/8\"]";
 
 /// A conf file with these lines in its `cmux_proxy:` section.
 fn conf_with(lines: &str) -> String {
@@ -42,7 +45,7 @@ fn conf_with(lines: &str) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn override_replaces_host_and_moves_same_origin_headers() {
     let up = Upstream::start().await;
-    let proxy = Proxy::start(&[]);
+    let proxy = Proxy::start(&["-c", &conf_with(PUBLIC_HOSTS)]);
     let (status, _, body) = get(
         &proxy,
         "/echo",
@@ -199,7 +202,7 @@ async fn default_sends_localhost_and_target_port() {
 #[tokio::test(flavor = "multi_thread")]
 async fn websocket_handshake_gets_the_override() {
     let up = Upstream::start().await;
-    let proxy = Proxy::start(&[]);
+    let proxy = Proxy::start(&["-c", &conf_with(PUBLIC_HOSTS)]);
     let mut req = format!("ws://{}/_next/hmr", proxy.addr)
         .into_client_request()
         .unwrap();

@@ -34,6 +34,80 @@ fn error_code(body: &[u8]) -> String {
     json["code"].as_str().unwrap_or_default().to_string()
 }
 
+/// Point 1: a page on an attacker's name that rebinds to the proxy is refused before any
+/// target sees it, whatever it asks for; trusted clients are no exception.
+#[tokio::test(flavor = "multi_thread")]
+async fn point_1_a_rebinding_host_is_refused() {
+    let up = Upstream::start().await;
+    let conf = conf_with("  trusted_clients: [\"127.0.0.0/8\"]");
+    let proxy = Proxy::start(&["-c", &conf]);
+    let port = proxy.addr.port();
+    let (status, head, body) = get(
+        &proxy,
+        "/echo",
+        &[
+            format!("X-Cmux-Port-Internal: {}", up.port()),
+            format!("Host: rebind.attacker.test:{port}"),
+            format!("Origin: http://rebind.attacker.test:{port}"),
+            "X-Cmux-Host-Override: localhost:5173".into(),
+        ],
+    );
+    assert_eq!(status, 421, "{head}\n{}", text(&body));
+    assert_eq!(error_code(&body), "host_not_allowed", "{head}");
+    assert!(text(&body).contains("public_hosts"), "{}", text(&body));
+    assert_eq!(
+        up.stats.requests.load(std::sync::atomic::Ordering::SeqCst),
+        0
+    );
+}
+
+/// Point 1: the names that are allowed: loopback addresses, `localhost`, `*.localhost`,
+/// the proxy's own address, and `public_hosts` (exact or `*.` wildcard).
+#[tokio::test(flavor = "multi_thread")]
+async fn point_1_allowed_hosts_pass() {
+    let up = Upstream::start().await;
+    let conf = conf_with("  public_hosts: [\"*.preview.test\", \"app.example.test\"]");
+    let proxy = Proxy::start(&["-c", &conf]);
+    let port = up.port();
+    for host in [
+        format!("{}", proxy.addr),
+        "127.0.0.9".into(),
+        "[::1]:80".into(),
+        "localhost".into(),
+        "LocalHost.:8080".into(),
+        "app.localhost".into(),
+        "a.b.preview.test".into(),
+        "App.Example.Test:443".into(),
+    ] {
+        let (status, _, body) = get(
+            &proxy,
+            "/echo",
+            &[
+                format!("X-Cmux-Port-Internal: {port}"),
+                format!("Host: {host}"),
+            ],
+        );
+        assert_eq!(status, 200, "{host}: {}", text(&body));
+    }
+    for host in [
+        "preview.test",
+        "example.test",
+        "app.example.test.evil",
+        "localhost.evil",
+    ] {
+        let (status, _, body) = get(
+            &proxy,
+            "/echo",
+            &[
+                format!("X-Cmux-Port-Internal: {port}"),
+                format!("Host: {host}"),
+            ],
+        );
+        assert_eq!(status, 421, "{host}");
+        assert_eq!(error_code(&body), "host_not_allowed", "{host}");
+    }
+}
+
 /// Point 3: with `allow_default_upstream: false`, a host service listening on a wildcard
 /// address (it answers on every 127/8 address, workspace addresses included) is not
 /// reachable through a workspace name, over HTTP or CONNECT.

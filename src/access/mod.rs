@@ -45,6 +45,16 @@ impl Access {
             && client.is_some_and(|ip| cidr::any_contains(&self.trusted_clients, ip))
     }
 
+    /// Whether the request carries a valid token in the token header itself, as an
+    /// edge's hop to its node does. A cookie does not count: a browser sends it on its
+    /// own, whichever page asks, while a page cannot know the token to write the header.
+    pub fn header_token_ok(&self, headers: &HeaderMap) -> bool {
+        self.tokens.required()
+            && headers
+                .get(&TOKEN.wire)
+                .is_some_and(|t| self.tokens.accepts(t.as_bytes()))
+    }
+
     /// Whether an HTTP or WebSocket request carries a valid token (header or cookie).
     pub fn request_token_ok(&self, headers: &HeaderMap) -> bool {
         let header = headers.get(&TOKEN.wire).map(|v| v.as_bytes());

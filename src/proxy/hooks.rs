@@ -41,6 +41,7 @@ impl CmuxProxy {
                 true => Exchange::Upgrade,
                 false => Exchange::Http,
             },
+            vouched: self.state.access.header_token_ok(&req.headers),
         };
         match (self.state.router.plan(&head), &self.state.edge) {
             (Ok(Plan::Direct(direct)), _) => {

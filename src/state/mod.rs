@@ -67,7 +67,7 @@ fn default_max_connections() -> usize {
 }
 
 /// With a wildcard among `own`, the machine's interface addresses, read once: each one
-/// reaches that listener (a loop).
+/// reaches that listener (a loop), and is a name the proxy is known by (its `Host`).
 fn interface_addresses_behind_wildcards(own: &[SocketAddr]) -> Vec<IpAddr> {
     if !own.iter().any(|a| a.ip().is_unspecified()) {
         return Vec::new();
@@ -127,6 +127,7 @@ impl ProxyState {
             targets: settings.access.targets.clone(),
             host_override: settings.host_override,
             h2c_ports: settings.h2c_ports.clone(),
+            public_hosts: settings.public_hosts.clone(),
         };
         // The proxy's own addresses, admin included, are never targets (508).
         let own: Vec<_> = settings

@@ -6,7 +6,7 @@
 use crate::access::Cidr;
 use crate::edge::EdgeSettings;
 use crate::observe::{AccessLogSettings, MetricsSettings};
-use crate::routing::HostOverrideDefault;
+use crate::routing::{HostOverrideDefault, HostPattern};
 use crate::routing::{PortRange, TargetPolicy};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -29,6 +29,8 @@ pub struct Settings {
     pub host_override: HostOverrideDefault,
     /// Target ports spoken to in h2c (HTTP/2 in plaintext) rather than HTTP/1.1.
     pub h2c_ports: Vec<PortRange>,
+    /// Names besides the local ones a request's `Host` may have (`public_hosts`).
+    pub public_hosts: Vec<HostPattern>,
     pub timeouts: Timeouts,
     pub tunnel: TunnelSettings,
     pub redirects: RedirectSettings,

@@ -148,6 +148,7 @@ async fn establish(
         headers: &request.headers,
         uri_host: None,
         exchange: Exchange::Connect,
+        vouched: false,
     };
     let direct = match (state.router.plan(&head), &state.edge) {
         (Ok(Plan::Direct(direct)), _) => direct,
