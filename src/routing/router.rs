@@ -93,7 +93,12 @@ impl Router {
         if head.exchange == Exchange::Connect || head.vouched {
             return Ok(());
         }
-        match head.host() {
+        // A Host that is not text is checked as U+FFFD (refused), never skipped.
+        let host = match head.headers.get(http::header::HOST) {
+            Some(value) => Some(header_text(value)),
+            None => head.uri_host,
+        };
+        match host {
             Some(host) if !self.hosts.allows(host) => Err(Refusal {
                 reason: Reason::HostNotAllowed(host.to_string()),
                 target: None,
@@ -299,6 +304,10 @@ mod tests {
             let h = headers(&[port, ("host", host)]);
             assert!(direct(&r, &h, Exchange::Http).is_ok(), "{host}");
         }
+        let mut binary = headers(&[port]);
+        binary.insert("host", HeaderValue::from_bytes(b"evil\xff.test").unwrap());
+        let refused = direct(&r, &binary, Exchange::Http).unwrap_err();
+        assert!(matches!(refused.reason, Reason::HostNotAllowed(_)));
         // The host of an absolute request target counts when there is no Host.
         let absolute = r.plan(&Head {
             headers: &headers(&[port]),
