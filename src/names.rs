@@ -5,18 +5,26 @@
 
 use http::HeaderName;
 
-/// Where a steering header goes after this proxy has read it.
+/// Where a steering header goes after this proxy has read it. No `X-Cmux-*` header,
+/// declared here or not, ever reaches a target: the protocol's names are the proxy's,
+/// and a target that acted on one could be steered by any client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Travel {
     /// Never past this proxy: removed before the target, and an edge writes its own
-    /// value for the node (see [`NODE_HEADERS`]).
+    /// value for the node (see [`NODE_HEADERS`]) or none.
     Never,
     /// Removed before the target; an edge passes the client's value on to the node, which
     /// acts on it.
     ToNodeOnly,
-    /// Read by an edge only, which removes it; a node does not read it and passes it on
-    /// like any other header.
-    EdgeOnly,
+}
+
+/// The prefix of every protocol header name, in the wire's lower case.
+pub const PREFIX: &[u8] = b"x-cmux-";
+
+/// Whether a header name is the protocol's (`X-Cmux-*`, any case: names on the wire
+/// are lower case in the header map).
+pub fn is_protocol_header(name: &HeaderName) -> bool {
+    name.as_str().as_bytes().starts_with(PREFIX)
 }
 
 /// One request header of the protocol.
@@ -47,11 +55,12 @@ pub static WAIT: SteeringHeader = SteeringHeader {
     travel: Travel::Never,
 };
 
-/// Edge mode: the machine that holds the workspace.
+/// Edge mode: the machine that holds the workspace. A node does not read it, and
+/// removes it like every protocol header.
 pub static MACHINE: SteeringHeader = SteeringHeader {
     wire: HeaderName::from_static("x-cmux-machine-internal"),
     display: "X-Cmux-Machine-Internal",
-    travel: Travel::EdgeOnly,
+    travel: Travel::Never,
 };
 
 /// The `Host` sent to the target instead of the client's (`HOST[:PORT]`), for dev
@@ -81,6 +90,9 @@ pub static TOKEN: SteeringHeader = SteeringHeader {
 /// port, workspace, wait, token. Clients' own copies of them are removed first, and so is
 /// [`MACHINE`], which the node has no use for.
 pub static NODE_HEADERS: [&SteeringHeader; 4] = [&PORT, &WORKSPACE, &WAIT, &TOKEN];
+
+/// The headers an edge passes on to its node as the client sent them.
+pub static TO_NODE: [&SteeringHeader; 2] = [&HOST_OVERRIDE, &UPSTREAM_PROTOCOL];
 
 /// The cookie a browser keeps its token in (never forwarded while tokens are in force).
 pub const TOKEN_COOKIE: &str = "cmux_token";

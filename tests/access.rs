@@ -60,7 +60,7 @@ async fn raw_from(source: &str, proxy: &Proxy, request: &[u8]) -> String {
 
 fn get(path: &str, port: &str, extra: &str) -> Vec<u8> {
     format!(
-        "GET {path} HTTP/1.1\r\nHost: x\r\nX-Cmux-Port-Internal: {port}\r\n{extra}Connection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nX-Cmux-Port-Internal: {port}\r\n{extra}Connection: close\r\n\r\n"
     )
     .into_bytes()
 }
@@ -346,7 +346,7 @@ async fn connections_over_the_limit_get_503_and_the_open_ones_keep_working() {
     let upstream = Upstream::start().await;
     let proxy = proxy_with_conf("  max_connections: 3\n");
     let keep_alive = format!(
-        "GET /download/5 HTTP/1.1\r\nHost: x\r\nX-Cmux-Port-Internal: {}\r\n\r\n",
+        "GET /download/5 HTTP/1.1\r\nHost: localhost\r\nX-Cmux-Port-Internal: {}\r\n\r\n",
         upstream.port()
     );
     let mut open = Vec::new();

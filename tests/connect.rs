@@ -66,7 +66,7 @@ async fn connect_after_get_on_one_keepalive_connection() {
     let mut s = TcpStream::connect(proxy.addr).await.unwrap();
     s.write_all(
         format!(
-            "GET /download/5 HTTP/1.1\r\nHost: x\r\nX-Cmux-Port-Internal: {}\r\n\r\n",
+            "GET /download/5 HTTP/1.1\r\nHost: localhost\r\nX-Cmux-Port-Internal: {}\r\n\r\n",
             up.port()
         )
         .as_bytes(),
@@ -107,7 +107,7 @@ async fn workspace_connect() {
     .unwrap();
     assert!(read_head(&mut s).await.starts_with("HTTP/1.1 200 "));
     // Speak HTTP through the tunnel to the workspace's server.
-    s.write_all(b"GET /echo HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    s.write_all(b"GET /echo HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         .await
         .unwrap();
     let reply = String::from_utf8(read_to_end(&mut s).await).unwrap();
@@ -222,7 +222,7 @@ async fn open_tunnels_are_closed_and_counted_at_the_shutdown_deadline() {
     let mut ws = TcpStream::connect(&addr).await.unwrap();
     ws.write_all(
         format!(
-            "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nX-Cmux-Port-Internal: {}\r\n\r\n",
+            "GET /ws HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nX-Cmux-Port-Internal: {}\r\n\r\n",
             up.port()
         )
         .as_bytes(),

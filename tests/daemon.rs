@@ -280,7 +280,7 @@ async fn get_closing(proxy: &str, path: &str, upstream_port: u16) -> Result<Stri
         .await
         .map_err(|e| format!("connect: {e}"))?;
     let req = format!(
-        "GET {path} HTTP/1.1\r\nHost: proxy.test\r\nX-Cmux-Port-Internal: {upstream_port}\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nX-Cmux-Port-Internal: {upstream_port}\r\nConnection: close\r\n\r\n"
     );
     s.write_all(req.as_bytes())
         .await
@@ -1082,7 +1082,7 @@ async fn a_reload_keeps_the_admin_listener_and_rereads_the_token_file() {
         async move {
             let mut s = TcpStream::connect(&proxy).await.unwrap();
             let req = format!(
-                "GET /echo HTTP/1.1\r\nHost: x\r\nX-Cmux-Port-Internal: {upstream}\r\n\
+                "GET /echo HTTP/1.1\r\nHost: localhost\r\nX-Cmux-Port-Internal: {upstream}\r\n\
                  X-Cmux-Token: {token}\r\nConnection: close\r\n\r\n"
             );
             s.write_all(req.as_bytes()).await.unwrap();

@@ -47,7 +47,7 @@ async fn raw_exchange(proxy: &Proxy, bytes: &[u8]) -> String {
 /// A `Connection: close` GET of `path` to the upstream on `port`, as raw bytes.
 fn get_closing(path: &str, port: &str) -> Vec<u8> {
     format!(
-        "GET {path} HTTP/1.1\r\nHost: x\r\nX-Cmux-Port-Internal: {port}\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nX-Cmux-Port-Internal: {port}\r\nConnection: close\r\n\r\n"
     )
     .into_bytes()
 }
@@ -484,7 +484,7 @@ async fn bare_lf_line_ends_are_served_at_once() {
     let reply = raw_exchange(
         &proxy,
         format!(
-            "GET /echo HTTP/1.1\nHost: x\nX-Cmux-Port-Internal: {}\nConnection: close\n\n",
+            "GET /echo HTTP/1.1\nHost: localhost\nX-Cmux-Port-Internal: {}\nConnection: close\n\n",
             up.port()
         )
         .as_bytes(),
@@ -527,7 +527,7 @@ async fn http2_preface_after_an_http1_request_gets_goaway_http_1_1_required() {
     let proxy = Proxy::start(&[]);
     let mut s = TcpStream::connect(proxy.addr).await.unwrap();
     let get = format!(
-        "GET /echo HTTP/1.1\r\nHost: x\r\nX-Cmux-Port-Internal: {}\r\n\r\n",
+        "GET /echo HTTP/1.1\r\nHost: localhost\r\nX-Cmux-Port-Internal: {}\r\n\r\n",
         up.port()
     );
     s.write_all(get.as_bytes()).await.unwrap();
@@ -573,16 +573,19 @@ async fn malformed_requests_never_take_the_listener_down() {
     )
     .unwrap();
     let proxy = Proxy::start(&["-c", conf.to_str().unwrap()]);
-    let long_line = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(200_000));
+    let long_line = format!(
+        "GET /{} HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        "a".repeat(200_000)
+    );
     let huge_headers = format!(
-        "GET / HTTP/1.1\r\nHost: x\r\n{}\r\n",
+        "GET / HTTP/1.1\r\nHost: localhost\r\n{}\r\n",
         format!("X-Big: {}\r\n", "b".repeat(8000)).repeat(200)
     );
     let bad: Vec<Vec<u8>> = vec![
         b"garbage garbage garbage\r\n\r\n".to_vec(),
         b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03".to_vec(), // a TLS ClientHello start
-        b"GET / HTTP/1.1\r\nHost: x\r\nBad Header Line\r\n\r\n".to_vec(),
-        b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n".to_vec(),
+        b"GET / HTTP/1.1\r\nHost: localhost\r\nBad Header Line\r\n\r\n".to_vec(),
+        b"GET / HTTP/1.1\r\nHost: localhost\r\nContent-Length: abc\r\n\r\n".to_vec(),
         b"GET".to_vec(),
         long_line.into_bytes(),
         huge_headers.into_bytes(),
@@ -658,7 +661,7 @@ async fn malformed_chunked_body_gets_400_saying_so() {
     let mut s = TcpStream::connect(proxy.addr).await.unwrap();
     s.write_all(
         format!(
-            "POST /upload HTTP/1.1\r\nHost: app\r\nX-Cmux-Port-Internal: {}\r\n\
+            "POST /upload HTTP/1.1\r\nHost: localhost\r\nX-Cmux-Port-Internal: {}\r\n\
              Transfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
             up.port()
         )
@@ -727,7 +730,7 @@ async fn client_that_disappears_mid_download_leaves_others_served() {
         let mut s = TcpStream::connect(proxy.addr).await.unwrap();
         s.write_all(
             format!(
-                "GET /download/{} HTTP/1.1\r\nHost: x\r\nX-Cmux-Port-Internal: {}\r\n\r\n",
+                "GET /download/{} HTTP/1.1\r\nHost: localhost\r\nX-Cmux-Port-Internal: {}\r\n\r\n",
                 64 << 20,
                 up.port()
             )
@@ -761,7 +764,7 @@ async fn pipelined_requests_get_an_answer_or_a_close_never_a_wrong_error() {
     let proxy = Proxy::start(&[]);
     let get = |path: &str| {
         format!(
-            "GET {path} HTTP/1.1\r\nHost: app\r\nX-Cmux-Port-Internal: {}\r\n\r\n",
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\nX-Cmux-Port-Internal: {}\r\n\r\n",
             up.port()
         )
     };

@@ -296,7 +296,7 @@ async fn request_bodies_reach_the_target_before_the_client_finishes() {
             format!("Content-Length: {}", FIRST + REST)
         };
         let head = format!(
-            "POST /upload HTTP/1.1\r\nHost: x\r\nX-Cmux-Port-Internal: {}\r\n{framing}\r\nConnection: close\r\n\r\n",
+            "POST /upload HTTP/1.1\r\nHost: localhost\r\nX-Cmux-Port-Internal: {}\r\n{framing}\r\nConnection: close\r\n\r\n",
             upstream.port()
         );
         s.write_all(head.as_bytes()).await.unwrap();
@@ -384,7 +384,7 @@ async fn server_sent_events_arrive_as_written() {
     let mut s = TcpStream::connect(proxy.addr).await.unwrap();
     s.write_all(
         format!(
-            "GET /sse HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\nX-Cmux-Port-Internal: {}\r\n\r\n",
+            "GET /sse HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\nX-Cmux-Port-Internal: {}\r\n\r\n",
             upstream.port()
         )
         .as_bytes(),

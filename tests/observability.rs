@@ -127,7 +127,7 @@ async fn access_log_lines_for_http_websocket_and_connect() {
 
     // A head that never ends is cut at the head timeout, and logged too.
     let mut slow = TcpStream::connect(proxy.addr).await.unwrap();
-    slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n")
         .await
         .unwrap();
     let reply = read_until_close(&mut slow).await;
@@ -277,7 +277,7 @@ async fn per_target_labels_are_capped_under_a_port_scan() {
                 let mut s = TcpStream::connect(proxy.addr).await.unwrap();
                 s.write_all(
                     format!(
-                        "GET / HTTP/1.1\r\nHost: x\r\nX-Cmux-Port-Internal: {port}\r\nX-Cmux-Workspace-Internal: workspace-65534\r\n\r\n"
+                        "GET / HTTP/1.1\r\nHost: localhost\r\nX-Cmux-Port-Internal: {port}\r\nX-Cmux-Workspace-Internal: workspace-65534\r\n\r\n"
                     )
                     .as_bytes(),
                 )
@@ -319,7 +319,7 @@ async fn healthz_turns_503_during_graceful_shutdown() {
     let upstream = Upstream::start().await;
     let mut slow = TcpStream::connect(proxy.addr).await.unwrap();
     let slow_req = format!(
-        "GET /slow HTTP/1.1\r\nHost: x\r\nX-Cmux-Port-Internal: {}\r\nConnection: close\r\n\r\n",
+        "GET /slow HTTP/1.1\r\nHost: localhost\r\nX-Cmux-Port-Internal: {}\r\nConnection: close\r\n\r\n",
         upstream.port()
     );
     slow.write_all(slow_req.as_bytes()).await.unwrap();
@@ -535,7 +535,7 @@ async fn a_stalled_access_log_drops_lines_and_counts_them() {
             let mut s = TcpStream::connect(proxy.addr).await.unwrap();
             for i in 0..2500 {
                 let req = format!(
-                    "GET /download/1?c={c}&i={i} HTTP/1.1\r\nHost: x\r\nX-Cmux-Port-Internal: {port}\r\n\r\n"
+                    "GET /download/1?c={c}&i={i} HTTP/1.1\r\nHost: localhost\r\nX-Cmux-Port-Internal: {port}\r\n\r\n"
                 );
                 s.write_all(req.as_bytes()).await.unwrap();
                 let head = read_head(&mut s).await;

@@ -28,6 +28,13 @@ fn port_header(up: &Upstream) -> String {
     format!("X-Cmux-Port-Internal: {}", up.port())
 }
 
+/// The preview names these tests use, for the Host allow list.
+const PUBLIC_HOSTS: &str = "  public_hosts: [\"*.preview.test\", \"preview.test\", \"app.test\"]";
+
+/// [`PUBLIC_HOSTS`], and the test client as a trusted front (a TLS terminator whose
+/// `X-Forwarded-Proto` and `-Host` name the browser's origin).
+const FRONT: &str = "  public_hosts: [\"*.preview.test\", \"preview.test\", \"app.test\"]\n  trusted_clients: [\"127.0.0.0/8\"]";
+
 /// A conf file with these lines in its `cmux_proxy:` section.
 fn conf_with(lines: &str) -> String {
     let path = tempdir().join("cmux.yaml");
@@ -38,7 +45,7 @@ fn conf_with(lines: &str) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn override_replaces_host_and_moves_same_origin_headers() {
     let up = Upstream::start().await;
-    let proxy = Proxy::start(&[]);
+    let proxy = Proxy::start(&["-c", &conf_with(PUBLIC_HOSTS)]);
     let (status, _, body) = get(
         &proxy,
         "/echo",
@@ -68,7 +75,7 @@ async fn override_replaces_host_and_moves_same_origin_headers() {
 #[tokio::test(flavor = "multi_thread")]
 async fn other_origins_are_left_alone() {
     let up = Upstream::start().await;
-    let proxy = Proxy::start(&[]);
+    let proxy = Proxy::start(&["-c", &conf_with(FRONT)]);
     let cases = [
         // Another site.
         ("Host: app.test", "", "http://evil.test"),
@@ -195,7 +202,7 @@ async fn default_sends_localhost_and_target_port() {
 #[tokio::test(flavor = "multi_thread")]
 async fn websocket_handshake_gets_the_override() {
     let up = Upstream::start().await;
-    let proxy = Proxy::start(&[]);
+    let proxy = Proxy::start(&["-c", &conf_with(PUBLIC_HOSTS)]);
     let mut req = format!("ws://{}/_next/hmr", proxy.addr)
         .into_client_request()
         .unwrap();
@@ -241,7 +248,7 @@ fn redirected(proxy: &Proxy, to: &str, headers: &[String]) -> (String, String) {
 #[tokio::test(flavor = "multi_thread")]
 async fn loopback_redirects_stay_on_the_proxy() {
     let up = Upstream::start_on("127.18.0.16".parse().unwrap()).await;
-    let proxy = Proxy::start(&[]);
+    let proxy = Proxy::start(&["-c", &conf_with(FRONT)]);
     let p = up.port();
     let pp = proxy.addr.port();
     let form = vec![format!("Host: workspace-16-{p}.localhost:{pp}")];

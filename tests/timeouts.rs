@@ -175,7 +175,7 @@ async fn stalled_request_body_gets_408_after_a_minute() {
     client
         .write_all(
             format!(
-                "POST /upload HTTP/1.1\r\nHost: app\r\nX-Cmux-Port-Internal: {}\r\n\
+                "POST /upload HTTP/1.1\r\nHost: localhost\r\nX-Cmux-Port-Internal: {}\r\n\
                  Content-Length: 10\r\n\r\n12345",
                 up.port()
             )
@@ -279,8 +279,9 @@ async fn upstream_read_timeout_answers_504_or_cuts_the_body() {
     // last byte on a connection already open (no client start-up in it), and is at least
     // the limit.
     let mut s = TcpStream::connect(proxy.addr).await.unwrap();
-    let request =
-        format!("GET /slow HTTP/1.1\r\nHost: app\r\n{port_header}\r\nConnection: close\r\n\r\n");
+    let request = format!(
+        "GET /slow HTTP/1.1\r\nHost: localhost\r\n{port_header}\r\nConnection: close\r\n\r\n"
+    );
     s.write_all(request.as_bytes()).await.unwrap();
     let started = Instant::now();
     let head = read_head(&mut s).await;

@@ -179,7 +179,7 @@ async fn a_client_that_leaves_during_the_wait_frees_its_task() {
         let mut s = TcpStream::connect(proxy.addr).await.unwrap();
         s.write_all(
             format!(
-                "GET / HTTP/1.1\r\nHost: x\r\nX-Cmux-Port-Internal: {port}\r\nX-Cmux-Wait-Ms: 20000\r\n\r\n"
+                "GET / HTTP/1.1\r\nHost: localhost\r\nX-Cmux-Port-Internal: {port}\r\nX-Cmux-Wait-Ms: 20000\r\n\r\n"
             )
             .as_bytes(),
         )

@@ -37,8 +37,24 @@ impl Access {
 
     /// Whether a request from `client` must carry a token.
     pub fn token_required(&self, client: Option<IpAddr>) -> bool {
+        self.tokens.required() && !self.is_trusted(client)
+    }
+
+    /// Whether `client` is in `trusted_clients`: let in without a token, and its
+    /// `X-Forwarded-Proto` and `-Host` are passed on as sent.
+    pub fn is_trusted(&self, client: Option<IpAddr>) -> bool {
+        !self.trusted_clients.is_empty()
+            && client.is_some_and(|ip| cidr::any_contains(&self.trusted_clients, ip))
+    }
+
+    /// Whether the request carries a valid token in the token header itself, as an
+    /// edge's hop to its node does. A cookie does not count: a browser sends it on its
+    /// own, whichever page asks, while a page cannot know the token to write the header.
+    pub fn header_token_ok(&self, headers: &HeaderMap) -> bool {
         self.tokens.required()
-            && !client.is_some_and(|ip| cidr::any_contains(&self.trusted_clients, ip))
+            && headers
+                .get(&TOKEN.wire)
+                .is_some_and(|t| self.tokens.accepts(t.as_bytes()))
     }
 
     /// Whether an HTTP or WebSocket request carries a valid token: the header, or a

@@ -56,6 +56,11 @@ pub struct Cli {
     #[arg(long, env = "CMUX_TRUSTED_CLIENTS", value_delimiter = ',')]
     pub trusted_clients: Vec<String>,
 
+    /// Host names besides localhost, *.localhost and the proxy's addresses that requests
+    /// may carry (DNS rebinding guard): NAME or *.DOMAIN, comma-separated [default: none]
+    #[arg(long, env = "CMUX_PUBLIC_HOSTS", value_delimiter = ',')]
+    pub public_hosts: Vec<String>,
+
     /// "node" (serve this machine's workspaces) or "edge" (forward each request to the
     /// cmux-proxy of the machine that holds the workspace) [default: node]
     #[arg(long, env = "CMUX_MODE")]

@@ -38,6 +38,7 @@ pub struct ConfSection {
     pub host_override: Option<String>,
     pub rewrite_loopback_redirects: Option<bool>,
     pub h2c_ports: Option<Vec<String>>,
+    pub public_hosts: Option<Vec<String>>,
     /// `node` (the default) or `edge`; the other keys below are edge mode's.
     pub mode: Option<String>,
     pub edge_domain: Option<String>,

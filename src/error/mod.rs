@@ -61,6 +61,9 @@ pub enum ProxyErrorKind {
     Unauthorized { proxy: bool },
     /// The target policy refuses this target (403), saying why.
     TargetForbidden(String),
+    /// The request's `Host` is not a name this proxy is known by (421); the Host as
+    /// sent.
+    HostNotAllowed(String),
     /// A connection limit is reached (503), saying which.
     Overloaded(String),
     /// Edge mode: DNS has no record for the machine (502); the name asked.
@@ -107,6 +110,7 @@ impl From<Refusal> for ProxyError {
             Reason::Invalid(e) => ProxyErrorKind::Route(e),
             Reason::Loop => ProxyErrorKind::LoopDetected,
             Reason::Forbidden(why) => ProxyErrorKind::TargetForbidden(why),
+            Reason::HostNotAllowed(host) => ProxyErrorKind::HostNotAllowed(host),
         };
         ProxyError {
             kind,

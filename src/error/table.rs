@@ -270,6 +270,14 @@ pub fn row_for(kind: &Kind, target: Option<&Target>) -> Row {
             "ask the operator: the proxy's target policy (allow_default_upstream, allowed_ports, denied_ports) refuses it",
             format!("this target is not allowed: {why}"),
         ),
+        // DNS rebinding: a page on a name that resolves to the proxy.
+        Kind::HostNotAllowed(host) => row(
+            421,
+            "host_not_allowed",
+            Grpc::PermissionDenied,
+            "use localhost, a <workspace>-<port>.localhost name or the proxy's address, or ask the operator to add the name to cmux_proxy.public_hosts (--public-hosts)",
+            format!("this proxy does not answer to the host {host:?}: it is not a local name and not in public_hosts"),
+        ),
         Kind::Overloaded(why) => with_headers(
             row(
                 503,
@@ -334,5 +342,8 @@ mod tests {
         assert_eq!(row.grpc, Grpc::InvalidArgument);
         let row = row_for(&Kind::Route(Route::MissingMachine), None);
         assert_eq!((row.status, row.code), (400, "missing_machine"));
+        let row = row_for(&Kind::HostNotAllowed("evil.test".into()), None);
+        assert_eq!((row.status, row.code), (421, "host_not_allowed"));
+        assert!(row.hint.contains("public_hosts"), "{}", row.hint);
     }
 }

@@ -3,6 +3,7 @@
 //! "nothing listens on 127.18.0.7:5173, but a server listens on [::1]:5173, outside the
 //! workspace" is the most common dev-server mistake, so a 502 says it.
 
+use super::exposure::Disclosure;
 use super::listening::listening_on_port;
 use crate::routing::{is_workspace_ip, workspace_number, Target};
 use std::net::SocketAddr;
@@ -20,10 +21,10 @@ pub struct RefusalExplanation {
     pub hint: String,
 }
 
-/// Explains a refused connection to `target`. Listing the sockets is blocking work that
-/// grows with every socket on the machine, so it runs on the blocking pool, never on a
-/// proxy worker thread.
-pub async fn explain_refused(target: &Target) -> RefusalExplanation {
+/// Explains a refused connection to `target`, naming only the listeners `disclosure`
+/// shows. Listing the sockets is blocking work that grows with every socket on the
+/// machine, so it runs on the blocking pool, never on a proxy worker thread.
+pub async fn explain_refused(target: &Target, disclosure: &Disclosure<'_>) -> RefusalExplanation {
     let port = target.addr.port();
     // The connection was refused before this call: any answer read from now on is as
     // fresh as the refusal.
@@ -33,7 +34,7 @@ pub async fn explain_refused(target: &Target) -> RefusalExplanation {
         .unwrap_or_default();
     let others = listeners
         .into_iter()
-        .filter(|a| *a != target.addr)
+        .filter(|a| *a != target.addr && disclosure.shows(a))
         .collect();
     explain_refusal(target, others)
 }

@@ -1,8 +1,10 @@
 //! What does the machine say? Which sockets listen where (the kernel's `sock_diag`, or
-//! `/proc`), which process owns them, what that means for a refused connection, and every
+//! `/proc`), which process owns them, what that means for a refused connection, which
+//! host services a workspace address reaches, and every
 //! raw system call ([`sys`], the only module allowed `unsafe`).
 
 mod explain;
+mod exposure;
 mod listening;
 mod owners;
 mod proc_net;
@@ -10,6 +12,7 @@ mod sock_diag;
 pub mod sys;
 
 pub use explain::{explain_refusal, explain_refused, RefusalExplanation, START_OR_WAIT};
+pub use exposure::{host_service_behind, wildcard_only, Disclosure};
 pub use listening::{listening, listening_on_port};
 pub use owners::{socket_owners, Owner};
 pub use proc_net::listening_from_proc;

@@ -153,3 +153,47 @@ impl NetlinkSocket {
         Ok(n as usize)
     }
 }
+
+/// The addresses of this machine's network interfaces (IPv4 and IPv6), as `getifaddrs(3)`
+/// lists them: the addresses a wildcard listener is reached through.
+pub fn interface_addresses() -> io::Result<Vec<std::net::IpAddr>> {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `list` with a linked list that we free below.
+    check(unsafe { libc::getifaddrs(&mut list) })?;
+    let mut out = Vec::new();
+    let mut cursor = list;
+    while !cursor.is_null() {
+        // SAFETY: `cursor` is a node of the list getifaddrs returned, not yet freed.
+        let entry = unsafe { &*cursor };
+        cursor = entry.ifa_next;
+        if entry.ifa_addr.is_null() {
+            continue;
+        }
+        // SAFETY: `ifa_addr` points to a sockaddr whose family says its real type.
+        let family = i32::from(unsafe { (*entry.ifa_addr).sa_family });
+        if family == libc::AF_INET {
+            // SAFETY: an AF_INET address is a sockaddr_in.
+            let v4 = unsafe { &*(entry.ifa_addr as *const libc::sockaddr_in) };
+            out.push(IpAddr::V4(Ipv4Addr::from(u32::from_be(v4.sin_addr.s_addr))));
+        } else if family == libc::AF_INET6 {
+            // SAFETY: an AF_INET6 address is a sockaddr_in6.
+            let v6 = unsafe { &*(entry.ifa_addr as *const libc::sockaddr_in6) };
+            out.push(IpAddr::V6(Ipv6Addr::from(v6.sin6_addr.s6_addr)));
+        }
+    }
+    // SAFETY: `list` came from getifaddrs and is freed once, after its last use.
+    unsafe { libc::freeifaddrs(list) };
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn interface_addresses_include_loopback() {
+        let addrs = super::interface_addresses().unwrap();
+        assert!(addrs.contains(&"127.0.0.1".parse().unwrap()), "{addrs:?}");
+    }
+}

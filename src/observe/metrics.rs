@@ -29,12 +29,13 @@ const DURATION_BUCKETS: [f64; 14] = [
 const CLASSES: [&str; 6] = ["none", "1xx", "2xx", "3xx", "4xx", "5xx"];
 
 /// The refusals of the proxy's policies, counted by code (as in the access log).
-const REFUSALS: [&str; 5] = [
+const REFUSALS: [&str; 6] = [
     "unauthorized",
     "client_forbidden",
     "target_forbidden",
     "overloaded",
     "loop_detected",
+    "host_not_allowed",
 ];
 
 /// The metrics' settings.
@@ -155,7 +156,7 @@ fn refusals(registry: &Registry) -> IntCounterVec {
     let refusals = counter_vec(
         registry,
         "cmux_refusals_total",
-        "Requests and connections refused by the proxy's policies, by code (unauthorized, client_forbidden, target_forbidden, overloaded, loop_detected).",
+        "Requests and connections refused by the proxy's policies, by code (unauthorized, client_forbidden, target_forbidden, overloaded, loop_detected, host_not_allowed).",
         &["code"],
     );
     for code in REFUSALS {

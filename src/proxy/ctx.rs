@@ -31,6 +31,9 @@ pub struct RequestCtx {
     /// Edge mode: the machine and what its node is told (boxed: node mode pays one
     /// pointer for it).
     pub hop: Option<Box<Hop>>,
+    /// The client is in `trusted_clients`: its `X-Forwarded-Proto` and `-Host` name
+    /// the origin the browser used.
+    pub trusted_front: bool,
 }
 
 impl RequestCtx {
@@ -47,6 +50,7 @@ impl RequestCtx {
             host_override: None,
             upstream_protocol: UpstreamProtocol::Http1,
             hop: None,
+            trusted_front: false,
         }
     }
 

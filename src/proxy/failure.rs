@@ -2,7 +2,7 @@
 //! mapped once, here, to an error answer, a quiet close, or a 500.
 
 use crate::error::ProxyErrorKind;
-use crate::host::explain_refused;
+use crate::host::{explain_refused, Disclosure};
 use crate::observe::{ConnectFailure, EndReason};
 use crate::routing::Target;
 use pingora::prelude::*;
@@ -61,22 +61,29 @@ fn downstream(e: &Error, upgraded: bool, body_timeout: Duration) -> Failure {
     }
 }
 
-/// Maps every pingora error to what the client gets. `read_timeout` is the upstream
-/// read timeout in force, named in a 504; `body_timeout` the client body's.
-pub async fn classify(
-    e: &Error,
-    target: Option<&Target>,
-    upgraded: bool,
-    read_timeout: Option<Duration>,
-    body_timeout: Duration,
-) -> Failure {
+/// How a failed request was being served, for [`classify`].
+pub struct Attempt<'a> {
+    pub target: Option<&'a Target>,
+    pub upgraded: bool,
+    /// The upstream read timeout in force, named in a 504.
+    pub read_timeout: Option<Duration>,
+    /// The client body's.
+    pub body_timeout: Duration,
+    /// What a refusal's explanation may name.
+    pub disclosure: Disclosure<'a>,
+}
+
+/// Maps every pingora error to what the client gets.
+pub async fn classify(e: &Error, attempt: &Attempt<'_>) -> Failure {
+    let (target, upgraded) = (attempt.target, attempt.upgraded);
+    let (read_timeout, body_timeout) = (attempt.read_timeout, attempt.body_timeout);
     if e.esource() == &ErrorSource::Downstream {
         return downstream(e, upgraded, body_timeout);
     }
     if let Some(kind) = connect_error_kind(e) {
         return Failure::Answer(match (kind, target) {
             (ProxyErrorKind::PortClosed(None), Some(t)) => {
-                ProxyErrorKind::PortClosed(Some(explain_refused(t).await))
+                ProxyErrorKind::PortClosed(Some(explain_refused(t, &attempt.disclosure).await))
             }
             (kind, _) => kind,
         });

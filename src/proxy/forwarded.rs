@@ -1,9 +1,11 @@
-//! What the target sees of a request: the routing headers removed, and the forwarding
-//! headers (`X-Forwarded-For`, `-Proto`, `-Host`, and `Via`, which also guards against
-//! loops) added.
+//! What the target sees of a request: every `X-Cmux-*` header removed (an edge keeps
+//! those its node acts on), and the forwarding headers (`X-Forwarded-For`, `-Proto`,
+//! `-Host`, and `Via`, which also guards against loops) added. `X-Forwarded-Proto` and
+//! `-Host` name what the proxy itself saw unless the client is a trusted front, whose
+//! own values pass: anyone else could name any origin to the target.
 
 use crate::access::cookies_without_token;
-use crate::names::{SteeringHeader, PORT, TOKEN, TOKEN_COOKIE, WAIT, WORKSPACE};
+use crate::names::{is_protocol_header, TOKEN_COOKIE, TO_NODE};
 use crate::routing::header_text;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
@@ -12,10 +14,16 @@ use pingora::prelude::*;
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
-/// The routing headers, which only steer this proxy: never forwarded to a target. (The
-/// token goes with the token cookie; the host override and the upstream protocol are
-/// removed where they are applied.)
-static ROUTING_ONLY: [&SteeringHeader; 3] = [&PORT, &WORKSPACE, &WAIT];
+/// Who sent the request and where it goes next, as far as its forwarding headers care.
+pub struct Sender {
+    pub client: Option<IpAddr>,
+    /// The client is in `trusted_clients`: its `X-Forwarded-Proto` and `-Host` pass.
+    pub trusted: bool,
+    /// The request goes to an edge's node, which reads the headers of [`TO_NODE`].
+    pub to_node: bool,
+    /// Tokens are in force, so a `cmux_token` cookie is the proxy's, never the target's.
+    pub strip_token_cookie: bool,
+}
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -46,29 +54,25 @@ impl ViaEntry {
     }
 }
 
-/// Rewrites the request head sent upstream. `strip_token_cookie`: tokens are in force,
-/// so a `cmux_token` cookie is the proxy's and never the target's.
-pub fn rewrite(
-    upstream: &mut RequestHeader,
-    client: Option<IpAddr>,
-    via: &ViaEntry,
-    strip_token_cookie: bool,
-) -> Result<()> {
-    for header in ROUTING_ONLY {
-        upstream.remove_header(&header.wire);
-    }
-    remove_token(upstream, strip_token_cookie)?;
-    if let Some(ip) = client {
+/// Rewrites the request head sent upstream.
+pub fn rewrite(upstream: &mut RequestHeader, sender: &Sender, via: &ViaEntry) -> Result<()> {
+    remove_protocol_headers(upstream, sender.to_node);
+    remove_token_cookie(upstream, sender.strip_token_cookie)?;
+    if let Some(ip) = sender.client {
         let forwarded = append_list_entry(upstream, &X_FORWARDED_FOR, |out| push_ip(out, ip));
         upstream.insert_header(X_FORWARDED_FOR_CASE.clone(), forwarded)?;
     }
-    if !upstream.headers.contains_key(&X_FORWARDED_PROTO) {
+    let keep = |h: &RequestHeader, name| sender.trusted && h.headers.contains_key(name);
+    if !keep(upstream, &X_FORWARDED_PROTO) {
         let http = HeaderValue::from_static("http");
         upstream.insert_header(X_FORWARDED_PROTO_CASE.clone(), http)?;
     }
-    if !upstream.headers.contains_key(&X_FORWARDED_HOST) {
-        if let Some(host) = upstream.headers.get(http::header::HOST).cloned() {
-            upstream.insert_header(X_FORWARDED_HOST_CASE.clone(), host)?;
+    if !keep(upstream, &X_FORWARDED_HOST) {
+        match upstream.headers.get(http::header::HOST).cloned() {
+            Some(host) => upstream.insert_header(X_FORWARDED_HOST_CASE.clone(), host)?,
+            None => {
+                upstream.remove_header(&X_FORWARDED_HOST);
+            }
         }
     }
     // Mark the request as ours, so that it is refused if it ever comes back.
@@ -81,11 +85,20 @@ pub fn rewrite(
     Ok(())
 }
 
-/// Removes the token header, and with tokens in force the token cookie.
-fn remove_token(upstream: &mut RequestHeader, strip_cookie: bool) -> Result<()> {
-    if upstream.headers.contains_key(&TOKEN.wire) {
-        upstream.remove_header(&TOKEN.wire);
+/// Removes every `X-Cmux-*` header, known or not, but those an edge's node reads. A
+/// scan of the names, with no allocation when there are none (most requests carry just
+/// the port header).
+fn remove_protocol_headers(upstream: &mut RequestHeader, to_node: bool) {
+    let goes = |name: &HeaderName| {
+        is_protocol_header(name) && !(to_node && TO_NODE.iter().any(|h| h.wire == name))
+    };
+    while let Some(name) = upstream.headers.keys().find(|n| goes(n)).cloned() {
+        upstream.remove_header(&name);
     }
+}
+
+/// With tokens in force, removes the token cookie.
+fn remove_token_cookie(upstream: &mut RequestHeader, strip_cookie: bool) -> Result<()> {
     let name = TOKEN_COOKIE.as_bytes();
     let has_cookie = |h: &RequestHeader| {
         h.headers
@@ -168,8 +181,7 @@ mod tests {
 
     #[test]
     fn headers_that_never_travel_never_reach_the_target() {
-        use crate::names::{Travel, HOST_OVERRIDE, MACHINE, UPSTREAM_PROTOCOL};
-        let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+        use crate::names::*;
         let all = [
             &PORT,
             &WORKSPACE,
@@ -179,14 +191,59 @@ mod tests {
             &HOST_OVERRIDE,
             &UPSTREAM_PROTOCOL,
         ];
-        for header in all {
-            req.append_header(header.display, "1").unwrap();
-        }
         let via = ViaEntry::new("1.1 cmux-proxy-test");
-        rewrite(&mut req, None, &via, true).unwrap();
-        for header in all {
-            let kept = req.headers.contains_key(&header.wire);
-            assert_eq!(kept, header.travel != Travel::Never, "{}", header.display);
+        for to_node in [false, true] {
+            let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+            for header in all {
+                req.append_header(header.display, "1").unwrap();
+            }
+            req.append_header("X-CMUX-Unknown", "1").unwrap();
+            req.append_header("X-Cmuxy", "1").unwrap();
+            let sender = Sender {
+                client: None,
+                trusted: false,
+                to_node,
+                strip_token_cookie: true,
+            };
+            rewrite(&mut req, &sender, &via).unwrap();
+            for header in all {
+                let kept = req.headers.contains_key(&header.wire);
+                let travels = to_node && header.travel == Travel::ToNodeOnly;
+                assert_eq!(kept, travels, "{} to_node={to_node}", header.display);
+            }
+            assert!(!req.headers.contains_key("x-cmux-unknown"));
+            assert!(req.headers.contains_key("x-cmuxy"));
+        }
+    }
+
+    #[test]
+    fn forwarded_proto_and_host_pass_from_trusted_fronts_only() {
+        let via = ViaEntry::new("1.1 cmux-proxy-test");
+        for trusted in [false, true] {
+            let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+            req.append_header("Host", "localhost:8080").unwrap();
+            req.append_header("X-Forwarded-Proto", "https").unwrap();
+            req.append_header("X-Forwarded-Host", "app.test").unwrap();
+            let sender = Sender {
+                client: None,
+                trusted,
+                to_node: false,
+                strip_token_cookie: false,
+            };
+            rewrite(&mut req, &sender, &via).unwrap();
+            let get = |n: &str| req.headers.get(n).unwrap().to_str().unwrap().to_string();
+            let want = if trusted {
+                ("https", "app.test")
+            } else {
+                ("http", "localhost:8080")
+            };
+            assert_eq!(
+                (
+                    get("x-forwarded-proto").as_str(),
+                    get("x-forwarded-host").as_str()
+                ),
+                want
+            );
         }
     }
 

@@ -2,10 +2,10 @@
 //! whose work lives in the sibling modules.
 
 use super::ctx::RequestCtx;
-use super::forwarded::{self, ViaEntry};
+use super::forwarded::{self, Sender, ViaEntry};
 use super::{admission, authority, edge_hop, hop_by_hop, host_override, peer, redirects, respond};
 use crate::access::without_query_token;
-use crate::names::UPSTREAM_PROTOCOL;
+use crate::error::{ProxyError, ProxyErrorKind};
 use crate::observe::{EndReason, Entry, RequestKind};
 use crate::routing::{Exchange, Head, Plan};
 use crate::state::ProxyState;
@@ -42,9 +42,16 @@ impl CmuxProxy {
                 true => Exchange::Upgrade,
                 false => Exchange::Http,
             },
+            vouched: self.state.access.header_token_ok(&req.headers),
         };
         match (self.state.router.plan(&head), &self.state.edge) {
-            (Ok(Plan::Direct(direct)), _) => Ok(peer::first_attempt(direct, ctx)),
+            (Ok(Plan::Direct(direct)), _) => {
+                if let Some(why) = self.state.host_service_refusal(&direct.target).await {
+                    let kind = ProxyErrorKind::TargetForbidden(why);
+                    return peer::refuse(ctx, ProxyError::new(kind, &direct.target));
+                }
+                Ok(peer::first_attempt(direct, ctx))
+            }
             (Ok(Plan::Edge(hop)), Some(edge)) => {
                 edge_hop::first_attempt(&self.state, edge, hop, &req.headers, ctx).await
             }
@@ -105,15 +112,18 @@ impl ProxyHttp for CmuxProxy {
             .client_addr()
             .and_then(|a| a.as_inet())
             .map(|a| a.ip());
-        let strip_cookie = self.state.access.tokens.required();
-        forwarded::rewrite(upstream, client, &self.via, strip_cookie)?;
+        let access = &self.state.access;
+        ctx.trusted_front = access.is_trusted(client);
+        let sender = Sender {
+            client,
+            trusted: ctx.trusted_front,
+            to_node: ctx.hop.is_some(),
+            strip_token_cookie: access.tokens.required(),
+        };
+        forwarded::rewrite(upstream, &sender, &self.via)?;
         if let Some(hop) = &ctx.hop {
-            // The node reads X-Cmux-Upstream-Protocol itself: it passes on.
             let token = self.state.edge.as_ref().and_then(|e| e.node_token.as_ref());
             return edge_hop::tell_node(upstream, hop, token);
-        }
-        if upstream.headers.contains_key(&UPSTREAM_PROTOCOL.wire) {
-            upstream.remove_header(&UPSTREAM_PROTOCOL.wire);
         }
         match &ctx.host_override {
             Some(host) => host_override::apply(upstream, host),
@@ -137,7 +147,8 @@ impl ProxyHttp for CmuxProxy {
             hop_by_hop::remove(response);
             if let (Some(target), None) = (ctx.target.as_ref(), &ctx.hop) {
                 if self.state.redirects.rewrite_loopback {
-                    redirects::rewrite(response, session.req_header(), target)?;
+                    let req = session.req_header();
+                    redirects::rewrite(response, req, target, ctx.trusted_front)?;
                 }
             }
         }

@@ -5,17 +5,16 @@
 //! is left alone, for the dev server to judge.
 
 use super::origin::{first_entry, same_authority, AbsoluteUrl};
-use crate::names::HOST_OVERRIDE;
 use http::HeaderValue;
 use pingora::http::RequestHeader;
 use pingora::prelude::*;
 
-/// Replaces `Host` with `host`, moves a same-origin `Origin` and `Referer` to it, and
-/// drops the override header. Runs after the forwarding headers are set: the client's
-/// origin is then `X-Forwarded-Proto` and `X-Forwarded-Host` (which default to `http`
-/// and the client's `Host`).
+/// Replaces `Host` with `host` and moves a same-origin `Origin` and `Referer` to it.
+/// Runs after the forwarding headers are set (and the override header removed with
+/// every `X-Cmux-*` one): the client's origin is then `X-Forwarded-Proto` and
+/// `X-Forwarded-Host`, which are `http` and the client's `Host`, an allowed one (the
+/// routing plan refuses others), unless a trusted front sent its own.
 pub fn apply(upstream: &mut RequestHeader, host: &HeaderValue) -> Result<()> {
-    upstream.remove_header(&HOST_OVERRIDE.wire);
     let new_host = host.to_str().unwrap_or_default();
     let (origin, referer) = {
         let get = |name| {
@@ -100,14 +99,11 @@ mod tests {
         req.insert_header("Origin", "http://preview.test:8080")
             .unwrap();
         req.insert_header("Referer", "http://other.test/x").unwrap();
-        req.insert_header("X-Cmux-Host-Override", "localhost:3000")
-            .unwrap();
         apply(&mut req, &HeaderValue::from_static("localhost:3000")).unwrap();
         let get = |n: &str| req.headers.get(n).unwrap().to_str().unwrap().to_string();
         assert_eq!(get("host"), "localhost:3000");
         assert_eq!(get("origin"), "http://localhost:3000");
         assert_eq!(get("referer"), "http://other.test/x");
         assert_eq!(get("x-forwarded-host"), "preview.test:8080");
-        assert!(!req.headers.contains_key("x-cmux-host-override"));
     }
 }

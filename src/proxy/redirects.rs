@@ -4,8 +4,9 @@
 //! `Location` or `Content-Location` whose origin names the target by a loopback name is
 //! rewritten so that the browser stays on the proxy:
 //!
-//! - the target's own port: to the origin the client used (scheme from
-//!   `X-Forwarded-Proto`, else `http`; host from `X-Forwarded-Host`, else `Host`);
+//! - the target's own port: to the origin the client used (from a trusted front, the
+//!   scheme of `X-Forwarded-Proto` and the host of `X-Forwarded-Host`; else `http` and
+//!   `Host`);
 //! - another port, when the client came in through `<workspace>-<port>.localhost`: to
 //!   that form for the other port;
 //! - anything else (another host, a relative reference) is left alone.
@@ -19,12 +20,17 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Rewrites the response's loopback `Location` and `Content-Location`. A response with
 /// neither (nearly every one) costs two header lookups.
-pub fn rewrite(response: &mut ResponseHeader, req: &RequestHeader, target: &Target) -> Result<()> {
+pub fn rewrite(
+    response: &mut ResponseHeader,
+    req: &RequestHeader,
+    target: &Target,
+    trusted_front: bool,
+) -> Result<()> {
     if !response.headers.contains_key(LOCATION) && !response.headers.contains_key(CONTENT_LOCATION)
     {
         return Ok(());
     }
-    let Some(client) = ClientView::of(req, target) else {
+    let Some(client) = ClientView::of(req, target, trusted_front) else {
         return Ok(());
     };
     for (name, case) in [
@@ -50,13 +56,14 @@ struct ClientView<'a> {
 }
 
 impl<'a> ClientView<'a> {
-    fn of(req: &'a RequestHeader, target: &Target) -> Option<Self> {
+    fn of(req: &'a RequestHeader, target: &Target, trusted_front: bool) -> Option<Self> {
         let get = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
-        let scheme = match get("x-forwarded-proto").map(first_entry) {
+        let forwarded = |name: &str| get(name).filter(|_| trusted_front);
+        let scheme = match forwarded("x-forwarded-proto").map(first_entry) {
             Some(s) if s.eq_ignore_ascii_case("https") => "https",
             _ => "http",
         };
-        let authority = get("x-forwarded-host")
+        let authority = forwarded("x-forwarded-host")
             .map(first_entry)
             .or_else(|| get("host"))
             .map(str::trim)
@@ -140,7 +147,7 @@ mod tests {
     }
 
     fn rewrite_one(req: &[(&str, &str)], t: &Target, location: &str) -> Option<String> {
-        ClientView::of(&request(req), t)?.rewritten(location, t)
+        ClientView::of(&request(req), t, true)?.rewritten(location, t)
     }
 
     #[test]
@@ -223,7 +230,7 @@ mod tests {
         resp.insert_header("Location", "http://localhost:3000/login")
             .unwrap();
         resp.insert_header("Content-Location", "/here").unwrap();
-        rewrite(&mut resp, &req, &t).unwrap();
+        rewrite(&mut resp, &req, &t, false).unwrap();
         let get = |n: &str| resp.headers.get(n).unwrap().to_str().unwrap().to_string();
         assert_eq!(get("location"), "http://preview.test:9000/login");
         assert_eq!(get("content-location"), "/here");

@@ -2,7 +2,7 @@
 
 use super::ctx::RequestCtx;
 use super::edge_hop;
-use super::failure::{classify, Failure};
+use super::failure::{classify, Attempt, Failure};
 use super::grpc_answer;
 use super::peer::BODY_READ_TIMEOUT;
 use crate::error::{BodyFormat, ProxyError};
@@ -38,9 +38,14 @@ async fn error_for(
     {
         return Ok(ProxyError::without_target(kind));
     }
-    let upgraded = session.was_upgraded();
-    let read_timeout = state.timeouts.upstream_read;
-    match classify(e, target, upgraded, read_timeout, BODY_READ_TIMEOUT).await {
+    let attempt = Attempt {
+        target,
+        upgraded: session.was_upgraded(),
+        read_timeout: state.timeouts.upstream_read,
+        body_timeout: BODY_READ_TIMEOUT,
+        disclosure: state.disclosure(),
+    };
+    match classify(e, &attempt).await {
         Failure::Answer(kind) => Ok(ProxyError {
             kind,
             target: ctx.target.clone(),

@@ -3,20 +3,26 @@
 
 use super::listen_addr::listen_covers;
 use http::HeaderMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 /// Recognises requests that would come back to this proxy.
 pub struct LoopGuard {
+    /// Every address this process listens on, canonical (see [`canonical`]).
     listen: Vec<SocketAddr>,
+    /// This machine's interface addresses: a wildcard listener is reached through each.
+    local_ips: Vec<IpAddr>,
     /// This instance's `Via` entry, e.g. `1.1 cmux-proxy-3f9a1c2e`. Unique per process, so
     /// two different cmux-proxies may be chained, but a request never passes one twice.
     pub via: String,
 }
 
 impl LoopGuard {
-    pub fn new(listen: Vec<SocketAddr>) -> Self {
+    /// `listen`: this process's listening addresses; `local_ips`: the machine's
+    /// interface addresses (read once at start-up; loopback is always local).
+    pub fn new(listen: Vec<SocketAddr>, local_ips: Vec<IpAddr>) -> Self {
         LoopGuard {
-            listen,
+            listen: listen.into_iter().map(canonical).collect(),
+            local_ips: local_ips.into_iter().map(|ip| ip.to_canonical()).collect(),
             via: format!("1.1 cmux-proxy-{}", instance_id()),
         }
     }
@@ -28,11 +34,13 @@ impl LoopGuard {
         self.seen_in(via.map(|v| v.as_bytes())) || self.is_own_listener(target)
     }
 
-    /// Whether connecting to `target` would reach one of our own listening sockets. A
-    /// wildcard listener is reached through loopback addresses only: those are the
-    /// targets this proxy makes.
+    /// Whether connecting to `target` would reach one of our own listening sockets. An
+    /// IPv4-mapped IPv6 target is its IPv4 address; a wildcard listener is reached
+    /// through every loopback address and every address of this machine's interfaces.
     pub fn is_own_listener(&self, target: SocketAddr) -> bool {
-        let local = target.ip().is_loopback() || target.ip().is_unspecified();
+        let target = canonical(target);
+        let ip = target.ip();
+        let local = ip.is_loopback() || ip.is_unspecified() || self.local_ips.contains(&ip);
         self.listen
             .iter()
             .any(|l| *l == target || (local && listen_covers(*l, target)))
@@ -60,6 +68,12 @@ impl LoopGuard {
     }
 }
 
+/// The address a connection to `addr` really goes to: `[::ffff:127.0.0.1]:80` is
+/// `127.0.0.1:80`.
+pub fn canonical(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(addr.ip().to_canonical(), addr.port())
+}
+
 /// A short id for this process: its pid and start time, hashed.
 fn instance_id() -> String {
     use std::hash::{BuildHasher, Hasher};
@@ -78,22 +92,33 @@ mod tests {
 
     #[test]
     fn own_listeners() {
-        let g = LoopGuard::new(vec![
-            "0.0.0.0:8080".parse().unwrap(),
-            "127.0.0.1:9000".parse().unwrap(),
-        ]);
+        let g = LoopGuard::new(
+            vec![
+                "0.0.0.0:8080".parse().unwrap(),
+                "127.0.0.1:9000".parse().unwrap(),
+            ],
+            vec!["10.1.2.3".parse().unwrap()],
+        );
         assert!(g.is_own_listener("127.0.0.1:8080".parse().unwrap()));
         assert!(g.is_own_listener("127.18.0.7:8080".parse().unwrap()));
         assert!(g.is_own_listener("127.0.0.1:9000".parse().unwrap()));
         assert!(!g.is_own_listener("127.0.0.2:9000".parse().unwrap()));
         assert!(!g.is_own_listener("127.0.0.1:3000".parse().unwrap()));
         assert!(!g.is_own_listener("[::1]:8080".parse().unwrap()));
+        // IPv4-mapped targets are their IPv4 address.
+        assert!(g.is_own_listener("[::ffff:127.0.0.1]:9000".parse().unwrap()));
+        assert!(g.is_own_listener("[::ffff:127.18.0.7]:8080".parse().unwrap()));
+        // The machine's own addresses reach a wildcard listener; others do not.
+        assert!(g.is_own_listener("10.1.2.3:8080".parse().unwrap()));
+        assert!(g.is_own_listener("[::ffff:10.1.2.3]:8080".parse().unwrap()));
+        assert!(!g.is_own_listener("10.1.2.4:8080".parse().unwrap()));
+        assert!(!g.is_own_listener("10.1.2.3:9000".parse().unwrap()));
     }
 
     #[test]
     fn via_marks() {
-        let g = LoopGuard::new(vec![]);
-        let other = LoopGuard::new(vec![]);
+        let g = LoopGuard::new(vec![], vec![]);
+        let other = LoopGuard::new(vec![], vec![]);
         assert_ne!(g.via, other.via);
         let seen = |v: &str| g.seen_in([v.as_bytes()]);
         assert!(seen(&format!("1.0 fred, {}", g.via)));
@@ -104,7 +129,7 @@ mod tests {
 
     #[test]
     fn a_via_that_is_not_utf8_is_read_as_bytes() {
-        let g = LoopGuard::new(vec![]);
+        let g = LoopGuard::new(vec![], vec![]);
         let mut raw = format!("{}, 1.1 ", g.via).into_bytes();
         raw.push(0xff);
         let mut headers = HeaderMap::new();

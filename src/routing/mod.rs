@@ -6,6 +6,7 @@
 
 mod address;
 mod error;
+mod host_allow;
 mod host_override;
 mod listen_addr;
 mod loop_guard;
@@ -20,9 +21,10 @@ mod target;
 
 pub use address::{is_workspace_ip, workspace_address, workspace_number};
 pub use error::RouteError;
+pub use host_allow::{HostAllowList, HostPattern};
 pub use host_override::{parse_host_override, HostOverrideDefault};
 pub use listen_addr::listen_covers;
-pub use loop_guard::LoopGuard;
+pub use loop_guard::{canonical, LoopGuard};
 pub use machine::valid_machine;
 pub use parse::{header_text, parse_port, parse_wait_ms, split_localhost_host};
 pub use plan::{for_this_hop_only, Direct, Exchange, Head, Hop, Plan, Reason, Refusal};

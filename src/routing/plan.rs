@@ -15,6 +15,19 @@ pub struct Head<'a> {
     /// (never for CONNECT, whose authority is ignored).
     pub uri_host: Option<&'a str>,
     pub exchange: Exchange,
+    /// The request carries a valid token in the token header (an edge's hop to its
+    /// node does): it keeps the client's `Host`, which the edge already checked.
+    pub vouched: bool,
+}
+
+impl Head<'_> {
+    /// The `Host` header, or the host of an absolute request target.
+    pub fn host(&self) -> Option<&str> {
+        self.headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or(self.uri_host)
+    }
 }
 
 /// What kind of exchange the request opens.
@@ -112,6 +125,8 @@ pub enum Reason {
     Loop,
     /// The target policy refuses the target (403), for this reason.
     Forbidden(String),
+    /// The `Host` is not one of the names this proxy answers to (421); the Host as sent.
+    HostNotAllowed(String),
 }
 
 impl Refusal {

@@ -2,6 +2,7 @@
 //! a request head in, a [`Plan`] (or a [`Refusal`]) out.
 
 use super::error::RouteError;
+use super::host_allow::{HostAllowList, HostPattern};
 use super::host_override::{self, HostOverrideDefault};
 use super::loop_guard::LoopGuard;
 use super::machine;
@@ -36,26 +37,43 @@ pub struct RouteRules {
     pub host_override: HostOverrideDefault,
     /// Target ports spoken to in h2c.
     pub h2c_ports: Vec<PortRange>,
+    /// Names besides the local ones that a request's `Host` may have (`public_hosts`).
+    pub public_hosts: Vec<HostPattern>,
 }
 
 /// Turns request heads into plans.
 pub struct Router {
     pub rules: RouteRules,
     pub loops: LoopGuard,
+    hosts: HostAllowList,
 }
 
 impl Router {
     /// `own` are every address this process listens on (proxy and admin): never a
-    /// target.
-    pub fn new(rules: RouteRules, own: Vec<SocketAddr>) -> Self {
+    /// target, and names a request's `Host` may have. `local_ips` are the machine's
+    /// interface addresses when one of `own` is a wildcard (empty otherwise).
+    pub fn new(rules: RouteRules, own: Vec<SocketAddr>, local_ips: Vec<IpAddr>) -> Self {
+        let own_ips = own
+            .iter()
+            .map(|a| a.ip())
+            .filter(|ip| !ip.is_unspecified())
+            .chain(local_ips.iter().copied())
+            .collect();
+        let domain = match &rules.mode {
+            Mode::Edge { domain } => domain.as_deref(),
+            Mode::Node => None,
+        };
+        let hosts = HostAllowList::new(rules.public_hosts.clone(), own_ips, domain);
         Router {
+            loops: LoopGuard::new(own, local_ips),
             rules,
-            loops: LoopGuard::new(own),
+            hosts,
         }
     }
 
     /// Where the request goes. Pure: no I/O (an edge's DNS look-up comes after).
     pub fn plan(&self, head: &Head<'_>) -> Result<Plan, Refusal> {
+        self.check_host(head)?;
         match &self.rules.mode {
             Mode::Node => self.direct(head).map(Plan::Direct),
             Mode::Edge { domain } => {
@@ -66,12 +84,32 @@ impl Router {
         }
     }
 
+    /// Refuses a `Host` the proxy is not known by (DNS rebinding). CONNECT is not
+    /// checked: a browser page cannot send one, and its authority is not a routing
+    /// input. Neither is a request without any host (HTTP/1.0 without `Host`): a
+    /// browser always sends one. An edge's hop keeps the client's `Host`, which the
+    /// edge checked.
+    fn check_host(&self, head: &Head<'_>) -> Result<(), Refusal> {
+        if head.exchange == Exchange::Connect || head.vouched {
+            return Ok(());
+        }
+        // A Host that is not text is checked as U+FFFD (refused), never skipped.
+        let host = match head.headers.get(http::header::HOST) {
+            Some(value) => Some(header_text(value)),
+            None => head.uri_host,
+        };
+        match host {
+            Some(host) if !self.hosts.allows(host) => Err(Refusal {
+                reason: Reason::HostNotAllowed(host.to_string()),
+                target: None,
+            }),
+            _ => Ok(()),
+        }
+    }
+
     fn direct(&self, head: &Head<'_>) -> Result<Direct, Refusal> {
         let headers = head.headers;
-        let host = headers
-            .get(http::header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .or(head.uri_host);
+        let host = head.host();
         let request = RouteRequest {
             port: agreed(headers, &PORT.wire),
             workspace: agreed(headers, &WORKSPACE.wire),
@@ -130,11 +168,16 @@ mod tests {
             targets: TargetPolicy::default(),
             host_override: HostOverrideDefault::Keep,
             h2c_ports: Vec::new(),
+            public_hosts: vec![HostPattern::parse("*.preview.test").unwrap()],
         }
     }
 
     fn router() -> Router {
-        Router::new(rules(Mode::Node), vec!["127.0.0.1:8080".parse().unwrap()])
+        Router::new(
+            rules(Mode::Node),
+            vec!["127.0.0.1:8080".parse().unwrap()],
+            vec![],
+        )
     }
 
     fn plan(r: &Router, h: &HeaderMap, exchange: Exchange) -> Result<Plan, Refusal> {
@@ -142,6 +185,7 @@ mod tests {
             headers: h,
             uri_host: None,
             exchange,
+            vouched: false,
         })
     }
 
@@ -163,6 +207,7 @@ mod tests {
             headers: &headers(&[]),
             uri_host: Some("workspace-7-5173.localhost"),
             exchange: Exchange::Http,
+            vouched: false,
         });
         let Ok(Plan::Direct(d)) = by_host else {
             panic!("{by_host:?}")
@@ -213,7 +258,7 @@ mod tests {
     #[test]
     fn an_edge_plans_a_hop() {
         let domain = Some("edge.example".to_string());
-        let r = Router::new(rules(Mode::Edge { domain }), vec![]);
+        let r = Router::new(rules(Mode::Edge { domain }), vec![], vec![]);
         let h = headers(&[
             ("host", "workspace-7-5173--m1.edge.example"),
             ("content-type", "application/grpc"),
@@ -233,6 +278,47 @@ mod tests {
             Exchange::Connect,
         );
         assert_eq!(none, Err(RouteError::MissingMachine.into()));
+    }
+
+    #[test]
+    fn a_host_not_on_the_allow_list_is_refused_on_http_paths() {
+        let r = router();
+        let port = ("x-cmux-port-internal", "3000");
+        for host in ["rebind.attacker.test:8080", "preview.test"] {
+            let h = headers(&[port, ("host", host)]);
+            for exchange in [Exchange::Http, Exchange::Upgrade] {
+                let refused = direct(&r, &h, exchange).unwrap_err();
+                assert_eq!(refused.reason, Reason::HostNotAllowed(host.into()));
+            }
+            // CONNECT is not a browser's; an edge's hop keeps the client's Host.
+            assert!(direct(&r, &h, Exchange::Connect).is_ok());
+            let hop = r.plan(&Head {
+                headers: &h,
+                uri_host: None,
+                exchange: Exchange::Http,
+                vouched: true,
+            });
+            assert!(hop.is_ok(), "{hop:?}");
+        }
+        for host in ["127.0.0.1:8080", "localhost", "app-7.preview.test"] {
+            let h = headers(&[port, ("host", host)]);
+            assert!(direct(&r, &h, Exchange::Http).is_ok(), "{host}");
+        }
+        let mut binary = headers(&[port]);
+        binary.insert("host", HeaderValue::from_bytes(b"evil\xff.test").unwrap());
+        let refused = direct(&r, &binary, Exchange::Http).unwrap_err();
+        assert!(matches!(refused.reason, Reason::HostNotAllowed(_)));
+        // The host of an absolute request target counts when there is no Host.
+        let absolute = r.plan(&Head {
+            headers: &headers(&[port]),
+            uri_host: Some("evil.test"),
+            exchange: Exchange::Http,
+            vouched: false,
+        });
+        assert_eq!(
+            absolute.unwrap_err().reason,
+            Reason::HostNotAllowed("evil.test".into())
+        );
     }
 
     #[test]

@@ -148,6 +148,7 @@ async fn establish(
         headers: &request.headers,
         uri_host: None,
         exchange: Exchange::Connect,
+        vouched: false,
     };
     let direct = match (state.router.plan(&head), &state.edge) {
         (Ok(Plan::Direct(direct)), _) => direct,
@@ -162,6 +163,10 @@ async fn establish(
         (Err(refusal), _) => return Err(answer(client, refusal.into(), request.format).await),
     };
     let target = direct.target;
+    if let Some(why) = state.host_service_refusal(&target).await {
+        let err = ProxyError::new(ProxyErrorKind::TargetForbidden(why), &target);
+        return Err(answer(client, err, request.format).await);
+    }
     let mut early_data = request.early_data;
     let budget = direct.wait;
     let upstream = match connect_waiting(&target, state, budget, client, &mut early_data).await {

@@ -44,7 +44,8 @@ pub async fn connect_waiting(
         if !matches!(err, ProxyErrorKind::PortClosed(_)) || elapsed >= budget {
             return Err(NotConnected::Failed(match err {
                 ProxyErrorKind::PortClosed(_) => {
-                    ProxyErrorKind::PortClosed(Some(explain_refused(target).await))
+                    let explained = explain_refused(target, &state.disclosure()).await;
+                    ProxyErrorKind::PortClosed(Some(explained))
                 }
                 other => other,
             }));

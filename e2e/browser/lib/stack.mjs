@@ -55,6 +55,9 @@ cmux_proxy:
   listen: ["127.0.0.1:${proxyPort}"]
   admin_listen: "127.0.0.1:${adminPort}"
   access_log: ${tmp}/access.log
+  # The public names the suite opens (Chromium maps them to loopback): on the Host
+  # allow list, as a real preview domain would be.
+  public_hosts: ["*.preview.test"]
 `,
   );
   // No CMUX_* setting of the caller's reaches cmux-proxyctl or the proxy (run.sh unsets

@@ -13,7 +13,8 @@ use crate::access::{parse_list, Cidr};
 use crate::observe::access_log::LogTarget;
 use crate::observe::{AccessLogSettings, MetricsSettings};
 use crate::routing::{
-    listen_covers, HostOverrideDefault, Mode, PortRange, RouteRules, TargetPolicy, WaitPolicy,
+    listen_covers, HostOverrideDefault, HostPattern, Mode, PortRange, RouteRules, TargetPolicy,
+    WaitPolicy,
 };
 use crate::state::{
     AccessSettings, AdminSettings, RedirectSettings, Settings, Timeouts, TunnelSettings,
@@ -100,6 +101,7 @@ pub fn merge(cli: &Cli, section: ConfSection) -> Result<Settings, SettingError> 
         targets,
         host_override: host_override_default(host_override)?,
         h2c_ports: port_ranges("h2c_ports", &section.h2c_ports)?,
+        public_hosts: host_patterns(list_or(&cli.public_hosts, &section.public_hosts))?,
     };
     Ok(Settings {
         routing,
@@ -147,6 +149,19 @@ fn port_ranges(
         .map(|s| {
             s.parse()
                 .map_err(|reason| SettingError::BadItem { name, reason })
+        })
+        .collect()
+}
+
+/// `public_hosts`: each a name or `*.` and a domain.
+fn host_patterns(items: Vec<String>) -> Result<Vec<HostPattern>, SettingError> {
+    let items = items.iter().filter(|s| !s.trim().is_empty());
+    items
+        .map(|s| {
+            HostPattern::parse(s).map_err(|reason| SettingError::BadItem {
+                name: "public_hosts",
+                reason,
+            })
         })
         .collect()
 }
