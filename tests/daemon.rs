@@ -1097,7 +1097,7 @@ async fn a_reload_keeps_the_admin_listener_and_rereads_the_token_file() {
         async move {
             let mut s = TcpStream::connect(&proxy).await.unwrap();
             let req = format!(
-                "GET /?cmux_token={token} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                "GET /?cmux_token={token} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
             );
             s.write_all(req.as_bytes()).await.unwrap();
             let answer = text(&read_until_close(&mut s).await);
@@ -1118,7 +1118,7 @@ async fn a_reload_keeps_the_admin_listener_and_rereads_the_token_file() {
         async move {
             let mut s = TcpStream::connect(&proxy).await.unwrap();
             let req = format!(
-                "GET /echo HTTP/1.1\r\nHost: x\r\nX-Cmux-Port-Internal: {upstream}\r\n\
+                "GET /echo HTTP/1.1\r\nHost: localhost\r\nX-Cmux-Port-Internal: {upstream}\r\n\
                  Cookie: {cookie}\r\nConnection: close\r\n\r\n"
             );
             s.write_all(req.as_bytes()).await.unwrap();

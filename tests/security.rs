@@ -136,7 +136,7 @@ async fn h2c_streams_count_against_the_per_client_limit() {
 async fn an_oversized_head_gets_431_within_the_head_timeout() {
     let proxy = proxy_with_conf("  request_head_timeout_ms: 1000\n");
     // 70 KiB of head without its blank line: the client then waits.
-    let mut head = b"GET / HTTP/1.1\r\nHost: x\r\n".to_vec();
+    let mut head = b"GET / HTTP/1.1\r\nHost: localhost\r\n".to_vec();
     while head.len() < 70 * 1024 {
         head.extend_from_slice(b"X-Filler: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n");
     }
@@ -204,7 +204,7 @@ async fn a_repeated_content_length_is_refused_or_normalised() {
     let upstream = Upstream::start().await;
     let proxy = proxy_with_conf("");
     let request = format!(
-        "POST /echo HTTP/1.1\r\nHost: x\r\nX-Cmux-Port-Internal: {}\r\nContent-Length: 3, 3\r\nConnection: close\r\n\r\nabc",
+        "POST /echo HTTP/1.1\r\nHost: localhost\r\nX-Cmux-Port-Internal: {}\r\nContent-Length: 3, 3\r\nConnection: close\r\n\r\nabc",
         upstream.port()
     );
     let answer = raw(&proxy, request.as_bytes()).await;
