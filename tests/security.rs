@@ -54,7 +54,7 @@ fn cookie_pair(set_cookie: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn token_cookie_is_bound_to_the_host_it_was_issued_for() {
+async fn point_2_token_cookie_is_bound_to_the_host_it_was_issued_for() {
     let upstream = Upstream::start().await;
     let proxy = proxy_with_token("", &[]);
     let port_h = format!("X-Cmux-Port-Internal: {}", upstream.port());
@@ -92,7 +92,7 @@ async fn token_cookie_is_bound_to_the_host_it_was_issued_for() {
 /// the first is served, the other five are refused with 503 and `Retry-After`, and the
 /// target sees one socket.
 #[tokio::test(flavor = "multi_thread")]
-async fn h2c_streams_count_against_the_per_client_limit() {
+async fn point_4_h2c_streams_count_against_the_per_client_limit() {
     let upstream = Upstream::start().await;
     let proxy = proxy_with_conf("  max_connections_per_client: 1\n");
     let tcp = TcpStream::connect(proxy.addr).await.unwrap();
@@ -133,7 +133,7 @@ async fn h2c_streams_count_against_the_per_client_limit() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn an_oversized_head_gets_431_within_the_head_timeout() {
+async fn point_5_an_oversized_head_gets_431_within_the_head_timeout() {
     let proxy = proxy_with_conf("  request_head_timeout_ms: 1000\n");
     // 70 KiB of head without its blank line: the client then waits.
     let mut head = b"GET / HTTP/1.1\r\nHost: localhost\r\n".to_vec();
@@ -150,7 +150,7 @@ async fn an_oversized_head_gets_431_within_the_head_timeout() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn token_visit_redirects_only_to_a_same_origin_path() {
+async fn point_6_token_visit_redirects_only_to_a_same_origin_path() {
     let proxy = proxy_with_token("", &[]);
     for (target, expected) in [
         ("//evil.example/x", "/evil.example/x"),
@@ -172,7 +172,7 @@ async fn token_visit_redirects_only_to_a_same_origin_path() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn query_token_never_reaches_the_access_log_of_a_proxy_without_tokens() {
+async fn point_7_query_token_never_reaches_the_access_log_of_a_proxy_without_tokens() {
     let upstream = Upstream::start().await;
     let log = tempdir().join("access.log");
     let conf = write_file(
@@ -200,7 +200,7 @@ async fn query_token_never_reaches_the_access_log_of_a_proxy_without_tokens() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_repeated_content_length_is_refused_or_normalised() {
+async fn point_11_a_repeated_content_length_is_refused_or_normalised() {
     let upstream = Upstream::start().await;
     let proxy = proxy_with_conf("");
     let request = format!(
@@ -227,7 +227,7 @@ async fn a_repeated_content_length_is_refused_or_normalised() {
 /// A local process that connects to the upgrade socket first and sends garbage makes the
 /// new process fail with a message and exit code, not a panic.
 #[test]
-fn a_garbage_handover_is_an_error_not_a_panic() {
+fn point_9_a_garbage_handover_is_an_error_not_a_panic() {
     use std::io::Write;
     use std::os::unix::net::UnixStream;
     let dir = tempdir();

@@ -466,7 +466,7 @@ fn edge_settings_are_checked_at_start_up() {
 /// A name DNS never knew is listed on `/machines` only while its "no such machine" answer
 /// was asked lately (a few negative TTLs), and never becomes a metric label of its own.
 #[tokio::test(flavor = "multi_thread")]
-async fn machines_that_never_resolved_leave_machines_and_the_metric_labels() {
+async fn point_11_machines_that_never_resolved_leave_machines_and_the_metric_labels() {
     let dns = Dns::start(&[("m1", ip("127.30.6.1"))], &[], 1);
     let conf = tempdir().join("edge.yaml");
     std::fs::write(
