@@ -209,6 +209,52 @@ rc=$?
 check "corrupted archive over an install: refused, the installed binary untouched" eval \
     '[ $rc != 0 ] && "$P2/bin/cmux-proxy" --version | grep -qx "cmux-proxy $FAKE (fake)"'
 
+# ---- make deb: what the package holds (installing it would change this machine) ----------------
+if ! command -v dpkg-deb >/dev/null; then
+    echo "SKIP make deb: no dpkg-deb"
+elif ! make -s -C "$REPO" deb BIN="$BIN" DIST_DIR="$SCRATCH/deb" >"$SCRATCH/deb.log" 2>&1; then
+    fail "make deb BIN=$BIN"
+    sed 's/^/     /' "$SCRATCH/deb.log"
+else
+    DEB=$SCRATCH/deb/cmux-proxy_${VERSION}_$(dpkg --print-architecture).deb
+    check "make deb: $(basename "$DEB")" test -f "$DEB"
+    contents=$(dpkg-deb --contents "$DEB" | awk '$1 !~ /^d/ {print $1, $NF}' | LC_ALL=C sort | tr '\n' ' ')
+    want="-rw-r----- ./etc/cmux-proxy/cmux-proxy.yaml -rw-r--r-- ./usr/lib/cmux-proxy/libworkspace_net.so \
+-rw-r--r-- ./usr/lib/systemd/system/cmux-proxy.service \
+-rw-r--r-- ./usr/lib/systemd/system/cmux-proxy.service.d/cmux-proxy-user.conf \
+-rw-r--r-- ./usr/share/doc/cmux-proxy/copyright -rwxr-xr-x ./usr/bin/cmux-proxy -rwxr-xr-x ./usr/bin/cmux-proxyctl "
+    check "deb: files and modes under /usr and /etc" test "$contents" = "$want"
+    [ "$contents" = "$want" ] || echo "     got: $contents"
+    check "deb: control names the version, the architecture and the dependencies" eval \
+        'dpkg-deb --field "$DEB" Version | grep -qx "$VERSION" &&
+         dpkg-deb --field "$DEB" Architecture | grep -qx "$(dpkg --print-architecture)" &&
+         dpkg-deb --field "$DEB" Depends | grep -q libc6'
+    mkdir -p "$SCRATCH/debx/ctl"
+    dpkg-deb -x "$DEB" "$SCRATCH/debx"
+    dpkg-deb -e "$DEB" "$SCRATCH/debx/ctl"
+    check "deb: the conf is a conffile" grep -qx /etc/cmux-proxy/cmux-proxy.yaml "$SCRATCH/debx/ctl/conffiles"
+    check "deb: postinst, prerm, postrm pass sh -n" eval \
+        'for f in postinst prerm postrm; do sh -n "$SCRATCH/debx/ctl/$f" || exit 1; done'
+    check "deb: the unit names /usr/bin and runs as the cmux-proxy user" eval \
+        'grep -q "^ExecStart=/usr/bin/cmux-proxy -d " "$SCRATCH/debx/usr/lib/systemd/system/cmux-proxy.service" &&
+         grep -qx "User=cmux-proxy" "$SCRATCH/debx/usr/lib/systemd/system/cmux-proxy.service.d/cmux-proxy-user.conf"'
+    if command -v systemd-analyze >/dev/null; then
+        # Verified beside its drop-in, with the paths pointed at the unpacked binaries.
+        V=$SCRATCH/verify
+        mkdir -p "$V/cmux-proxy.service.d"
+        sed "s|/usr/bin/|$SCRATCH/debx/usr/bin/|g" \
+            "$SCRATCH/debx/usr/lib/systemd/system/cmux-proxy.service" >"$V/cmux-proxy.service"
+        cp "$SCRATCH/debx/usr/lib/systemd/system/cmux-proxy.service.d/"*.conf "$V/cmux-proxy.service.d/"
+        out=$(systemd-analyze verify "$V/cmux-proxy.service" 2>&1)
+        rc=$?
+        check "deb: systemd-analyze verify of the unit and its drop-in is clean" eval \
+            '[ $rc = 0 ] && [ -z "$out" ]'
+        [ -z "$out" ] || echo "$out" | sed 's/^/     /'
+    else
+        echo "SKIP systemd-analyze verify: no systemd-analyze"
+    fi
+fi
+
 check "install.sh passes sh -n and dash -n" eval \
     'sh -n "$INSTALLER" && { ! command -v dash >/dev/null || dash -n "$INSTALLER"; }'
 
