@@ -8,7 +8,7 @@ BIN    := target/release/cmux-proxy
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: all deps build run test test-deps unit cargo-tests e2e browser shim shim-lib \
-	test-install install uninstall lint bench clean-tmp
+	test-install test-dist install uninstall dist deb lint bench clean-tmp
 
 all: build
 
@@ -40,7 +40,7 @@ test-deps: deps
 ## whole-program (LTO) link, so the test binaries link fast.
 TEST_BIN := target/release-tests/cmux-proxy
 
-test: test-deps cargo-tests shim e2e browser test-install
+test: test-deps cargo-tests shim e2e browser test-install test-dist
 
 ## The fast loop: the library's and the binary's unit tests (src/), no test tools needed.
 unit:
@@ -79,6 +79,13 @@ browser: deps shim-lib
 test-install: deps shim-lib
 	$(CARGO) build --profile release-tests --bin cmux-proxy
 	bash e2e/install_test.sh $(TEST_BIN)
+
+## `make dist` and scripts/install.sh end to end: serves dist/ from a loopback HTTP server
+## and installs from it into a scratch folder (good, pinned, corrupt, unknown arch, upgrade);
+## checks what `make deb` packs (without installing it).
+test-dist: deps shim-lib
+	$(CARGO) build --profile release-tests --bin cmux-proxy
+	bash e2e/dist_test.sh $(TEST_BIN)
 
 ## Install: `make build && sudo make install`, or `make install BIN=FILE` for a binary built
 ## elsewhere. PREFIX, SYSCONFDIR, DESTDIR as usual. The installed binary has its debug info
@@ -136,6 +143,56 @@ uninstall:
 	  else echo "uninstall: kept $$f (edited: it differs from the shipped conf)"; fi; \
 	done
 	@rmdir "$(DESTDIR)$(CONFDIR)" 2>/dev/null || true
+
+## Release archive: dist/cmux-proxy-<version>-<target>.tar.gz and dist/SHA256SUMS. It is
+## `make install` into a staging DESTDIR (so the layout, modes and stripping are the same),
+## with the default paths (/usr/local, /etc) filled in; scripts/install.sh rewrites them
+## for where it installs. `make dist BIN=FILE` packs a binary built elsewhere.
+VERSION    := $(shell sed -n 's/^version *= *"\(.*\)"/\1/p' Cargo.toml | head -n 1)
+DIST_ARCH  ?= $(shell uname -m)
+DIST_TARGET ?= $(DIST_ARCH)-unknown-linux-gnu
+DIST_DIR   ?= dist
+DIST_NAME  := cmux-proxy-$(VERSION)-$(DIST_TARGET)
+
+dist: $(INSTALL_DEPS)
+	@test -n "$(VERSION)" || { echo "dist: no version in Cargo.toml" >&2; exit 1; }
+	rm -rf "$(DIST_DIR)/stage" && mkdir -p "$(DIST_DIR)/stage"
+	$(MAKE) -s install BIN="$(BIN)" DESTDIR="$(abspath $(DIST_DIR))/stage" \
+	  PREFIX=/usr/local SYSCONFDIR=/etc INSTALL_DEPS= >/dev/null
+	mkdir -p "$(DIST_DIR)/stage/$(DIST_NAME)"
+	mv "$(DIST_DIR)"/stage/usr/local/* "$(DIST_DIR)/stage/etc" "$(DIST_DIR)/stage/$(DIST_NAME)/"
+	$(INSTALL) -m 644 README.md LICENSE "$(DIST_DIR)/stage/$(DIST_NAME)/"
+	tar -C "$(DIST_DIR)/stage" --owner=0 --group=0 --numeric-owner --sort=name \
+	  -czf "$(DIST_DIR)/$(DIST_NAME).tar.gz" "$(DIST_NAME)"
+	rm -rf "$(DIST_DIR)/stage"
+	cd "$(DIST_DIR)" && sha256sum cmux-proxy-*.tar.gz >SHA256SUMS
+	@echo "dist: $(DIST_DIR)/$(DIST_NAME).tar.gz and $(DIST_DIR)/SHA256SUMS"
+
+## Debian package: dist/cmux-proxy_<version>_<arch>.deb, by dpkg-deb from `make install
+## PREFIX=/usr` in a staging folder plus packaging/deb/: the conf a conffile, a cmux-proxy
+## system user the service runs as (a unit drop-in), the unit installed but not enabled.
+DEB_ARCH  ?= $(shell dpkg --print-architecture 2>/dev/null || echo amd64)
+DEB_STAGE := $(abspath $(DIST_DIR))/deb-stage
+DEB_UNIT  := $(DEB_STAGE)/usr/lib/systemd/system
+
+deb: $(INSTALL_DEPS)
+	@command -v dpkg-deb >/dev/null || { echo "deb: dpkg-deb is needed" >&2; exit 1; }
+	rm -rf "$(DEB_STAGE)" && mkdir -p "$(DEB_STAGE)/DEBIAN"
+	$(MAKE) -s install BIN="$(BIN)" DESTDIR="$(DEB_STAGE)" PREFIX=/usr SYSCONFDIR=/etc \
+	  INSTALL_DEPS= >/dev/null
+	$(INSTALL) -D -m 644 packaging/deb/cmux-proxy-user.conf \
+	  "$(DEB_UNIT)/cmux-proxy.service.d/cmux-proxy-user.conf"
+	$(INSTALL) -D -m 644 LICENSE "$(DEB_STAGE)/usr/share/doc/cmux-proxy/copyright"
+	$(INSTALL) -m 755 packaging/deb/postinst packaging/deb/prerm packaging/deb/postrm \
+	  "$(DEB_STAGE)/DEBIAN/"
+	$(INSTALL) -m 644 packaging/deb/conffiles "$(DEB_STAGE)/DEBIAN/"
+	sed -e 's/@VERSION@/$(VERSION)/' -e 's/@ARCH@/$(DEB_ARCH)/' \
+	  -e "s/@SIZE@/$$(du -sk --exclude=DEBIAN "$(DEB_STAGE)" | cut -f1)/" \
+	  packaging/deb/control.in >"$(DEB_STAGE)/DEBIAN/control"
+	dpkg-deb --root-owner-group -Zgzip --build "$(DEB_STAGE)" \
+	  "$(DIST_DIR)/cmux-proxy_$(VERSION)_$(DEB_ARCH).deb" >/dev/null
+	rm -rf "$(DEB_STAGE)"
+	@echo "deb: $(DIST_DIR)/cmux-proxy_$(VERSION)_$(DEB_ARCH).deb"
 
 lint:
 	$(CARGO) fmt --all -- --check
