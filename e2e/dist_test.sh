@@ -13,18 +13,11 @@ BIN=${1:-}
 [ -n "$BIN" ] || { echo "usage: $0 BINARY" >&2; exit 2; }
 case "$BIN" in /*) ;; *) BIN=$PWD/$BIN ;; esac
 
-PASSED=0
-FAILED=0
-pass() { PASSED=$((PASSED + 1)); echo "PASS $*"; }
-fail() { FAILED=$((FAILED + 1)); echo "FAIL $*"; }
-check() { # check DESC COMMAND...
-    local desc=$1
-    shift
-    if "$@"; then pass "$desc"; else fail "$desc"; fi
-}
+SUITE="dist test"
+# shellcheck source=e2e/checks.sh
+. "$HERE/checks.sh"
 finish() {
-    echo "dist test: $PASSED passed, $FAILED failed"
-    [ "$FAILED" -eq 0 ]
+    summary
     exit
 }
 

@@ -13,15 +13,9 @@ BIN=${1:-}
 [ -n "$BIN" ] || { echo "usage: $0 BINARY" >&2; exit 2; }
 case "$BIN" in /*) ;; *) BIN=$PWD/$BIN ;; esac
 
-PASSED=0
-FAILED=0
-pass() { PASSED=$((PASSED + 1)); echo "PASS $*"; }
-fail() { FAILED=$((FAILED + 1)); echo "FAIL $*"; }
-check() { # check DESC COMMAND...
-    local desc=$1
-    shift
-    if "$@"; then pass "$desc"; else fail "$desc"; fi
-}
+SUITE="install test"
+# shellcheck source=e2e/checks.sh
+. "$HERE/checks.sh"
 
 DEST=$(mktemp -d /tmp/cmux-install-test.XXXXXX)
 trap 'rm -rf "$DEST"' EXIT
@@ -39,7 +33,7 @@ if ! command -v readelf >/dev/null; then
 fi
 if [ ! -x "$BIN" ]; then
     fail "binary to install: $BIN does not exist"
-    echo "install test: $PASSED passed, $FAILED failed"
+    summary
     exit 1
 fi
 
@@ -121,5 +115,4 @@ check "uninstall removes usr/lib/cmux-proxy and etc/cmux-proxy" \
     eval '[ ! -e "$DEST/usr/lib/cmux-proxy" ] && [ ! -e "$DEST/etc/cmux-proxy" ]'
 
 rm -f "$LOG"
-echo "install test: $PASSED passed, $FAILED failed"
-[ "$FAILED" -eq 0 ]
+summary

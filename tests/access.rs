@@ -17,34 +17,13 @@ use tokio_tungstenite::tungstenite::Message;
 
 const TOKEN: &str = "tok-7Yq2-a9f3c1d8e5b0";
 
-fn write_file(name: &str, text: &str) -> PathBuf {
-    let path = tempdir().join(name);
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
 /// A proxy that requires `TOKEN` (from a token file), with `extra` conf lines.
 fn proxy_with_tokens(extra: &str) -> (Proxy, PathBuf) {
-    proxy_with_tokens_and_args(extra, &[])
+    proxy_with_token_file(TOKEN, extra, &[])
 }
 
 fn proxy_with_tokens_and_args(extra: &str, args: &[&str]) -> (Proxy, PathBuf) {
-    let tokens = write_file("tokens", &format!("# test\n{TOKEN}\n"));
-    let conf = write_file(
-        "conf.yaml",
-        &format!(
-            "version: 1\ncmux_proxy:\n  auth_token_file: {}\n{extra}",
-            tokens.display()
-        ),
-    );
-    let mut all = vec!["-c", conf.to_str().unwrap()];
-    all.extend_from_slice(args);
-    (Proxy::start(&all), tokens)
-}
-
-fn proxy_with_conf(section: &str) -> Proxy {
-    let conf = write_file("conf.yaml", &format!("version: 1\ncmux_proxy:\n{section}"));
-    Proxy::start(&["-c", conf.to_str().unwrap()])
+    proxy_with_token_file(TOKEN, extra, args)
 }
 
 /// One request's raw response on a new connection from `source` (a loopback address),

@@ -7,7 +7,6 @@
 mod common;
 
 use common::*;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
@@ -15,30 +14,9 @@ use tokio::net::TcpStream;
 
 const TOKEN: &str = "tok-4Hs8-b71e2a90c3d5";
 
-fn write_file(name: &str, text: &str) -> PathBuf {
-    let path = tempdir().join(name);
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
 /// A proxy that requires `TOKEN`, with `extra` conf lines and arguments.
 fn proxy_with_token(extra: &str, args: &[&str]) -> Proxy {
-    let tokens = write_file("tokens", &format!("{TOKEN}\n"));
-    let conf = write_file(
-        "conf.yaml",
-        &format!(
-            "version: 1\ncmux_proxy:\n  auth_token_file: {}\n{extra}",
-            tokens.display()
-        ),
-    );
-    let mut all = vec!["-c", conf.to_str().unwrap()];
-    all.extend_from_slice(args);
-    Proxy::start(&all)
-}
-
-fn proxy_with_conf(section: &str) -> Proxy {
-    let conf = write_file("conf.yaml", &format!("version: 1\ncmux_proxy:\n{section}"));
-    Proxy::start(&["-c", conf.to_str().unwrap()])
+    proxy_with_token_file(TOKEN, extra, args).0
 }
 
 /// One raw request on a new connection; the answer up to the proxy's close.

@@ -159,3 +159,36 @@ impl Drop for Proxy {
         let _ = self.child.wait();
     }
 }
+
+/// Writes `text` to a file named `name` in a fresh temporary folder.
+pub fn write_file(name: &str, text: &str) -> std::path::PathBuf {
+    let path = super::tempdir().join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A proxy started with a conf whose `cmux_proxy:` section is `section`.
+pub fn proxy_with_conf(section: &str) -> Proxy {
+    let conf = write_file("conf.yaml", &format!("version: 1\ncmux_proxy:\n{section}"));
+    Proxy::start(&["-c", conf.to_str().unwrap()])
+}
+
+/// A proxy that requires `token`, read from a token file (returned, to edit), with
+/// `extra` conf lines and `args` on its command line.
+pub fn proxy_with_token_file(
+    token: &str,
+    extra: &str,
+    args: &[&str],
+) -> (Proxy, std::path::PathBuf) {
+    let tokens = write_file("tokens", &format!("# test\n{token}\n"));
+    let conf = write_file(
+        "conf.yaml",
+        &format!(
+            "version: 1\ncmux_proxy:\n  auth_token_file: {}\n{extra}",
+            tokens.display()
+        ),
+    );
+    let mut all = vec!["-c", conf.to_str().unwrap()];
+    all.extend_from_slice(args);
+    (Proxy::start(&all), tokens)
+}
