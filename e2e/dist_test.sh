@@ -8,14 +8,10 @@
 set -u -o pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO=$(cd "$HERE/.." && pwd)
-BIN=${1:-}
-[ -n "$BIN" ] || { echo "usage: $0 BINARY" >&2; exit 2; }
-case "$BIN" in /*) ;; *) BIN=$PWD/$BIN ;; esac
-
 SUITE="dist test"
 # shellcheck source=e2e/checks.sh
 . "$HERE/checks.sh"
+BIN=$(binary_argument "$@") || exit 2
 finish() {
     summary
     exit

@@ -8,14 +8,10 @@
 set -u -o pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO=$(cd "$HERE/.." && pwd)
-BIN=${1:-}
-[ -n "$BIN" ] || { echo "usage: $0 BINARY" >&2; exit 2; }
-case "$BIN" in /*) ;; *) BIN=$PWD/$BIN ;; esac
-
 SUITE="install test"
 # shellcheck source=e2e/checks.sh
 . "$HERE/checks.sh"
+BIN=$(binary_argument "$@") || exit 2
 
 DEST=$(mktemp -d /tmp/cmux-install-test.XXXXXX)
 trap 'rm -rf "$DEST"' EXIT
